@@ -1,0 +1,14 @@
+# Image for the ingest worker and the API (docker-compose.yml runs both from it).
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY mhhs ./mhhs
+COPY lakehouse ./lakehouse
+COPY ingest ./ingest
+COPY api ./api
+COPY quality ./quality
+COPY notebooks ./notebooks
+RUN pip install --no-cache-dir -c constraints.txt .
+ENV MHHS_WAREHOUSE=/data/warehouse
+ENTRYPOINT ["mhhs"]
+CMD ["--help"]

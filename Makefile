@@ -1,0 +1,46 @@
+# MHHS Event Store. `make demo` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
+
+.PHONY: help install demo test lint kafka-up kafka-down bench clean
+
+help:
+	@echo "make demo        run the whole product end to end on a local broker"
+	@echo "make test        lint, type-check, architecture contracts and the test suite"
+	@echo "make kafka-up    start the local Apache Kafka broker (make kafka-down stops it)"
+	@echo "make bench       run the benchmarks under bench/"
+
+$(STAMP):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mhhs demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+kafka-up: $(STAMP)
+	$(BIN)/mhhs broker up
+
+kafka-down: $(STAMP)
+	$(BIN)/mhhs broker down
+
+bench: $(STAMP)
+	$(BIN)/python bench/simulate.py
+
+clean:
+	-$(BIN)/mhhs broker down
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

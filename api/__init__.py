@@ -1,0 +1,1 @@
+"""API: consumer-recovery replays and filtered extracts over HTTP, masked and audited."""

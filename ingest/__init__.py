@@ -1,0 +1,1 @@
+"""Ingest: consume every MHHS broker event and land it in the lakehouse exactly once."""

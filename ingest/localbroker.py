@@ -1,0 +1,314 @@
+"""A real single-node Apache Kafka (KRaft) broker on 127.0.0.1, fetched from Maven Central.
+
+``start_local_broker`` fetches ``org.apache.kafka:kafka_2.13`` and its runtime dependencies with
+Maven into a cache outside git, formats a broker+controller KRaft store under the data directory,
+starts it, waits until it answers a metadata request and returns the bootstrap address. It is
+idempotent: a broker already running from the same data directory is reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from ingest.broker import wait_for_broker
+from ingest.errors import BrokerUnavailableError, LocalBrokerError
+from ingest.settings import IngestSettings
+
+LOG4J_VERSION = "2.25.2"
+SLF4J_VERSION = "2.0.17"
+
+_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>uk.mhhs.eventstore</groupId>
+  <artifactId>local-kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version></dependency>
+    <!-- Kafka declares slf4j 1.7; the log4j2 binding needs 2.x -->
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId>
+      <version>{slf4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
+      <version>{log4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = warn
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+logger.state.name = state.change.logger
+logger.state.level = warn
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalBroker:
+    """A running local broker: bootstrap address, process id and its files."""
+
+    bootstrap: str
+    pid: int
+    data_dir: Path
+    log_file: Path
+
+
+def fetch_broker(settings: IngestSettings) -> Path:
+    """Fetch the broker's jars with Maven (once per Kafka version); return the jar directory.
+
+    Raises:
+        LocalBrokerError: if Maven is missing or cannot resolve the artifacts.
+    """
+    libs = settings.kafka_cache_dir / f"kafka-{settings.kafka_version}" / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise LocalBrokerError("Maven (mvn) is not on PATH: install Maven 3 and Java 17+")
+    work = libs.parent
+    work.mkdir(parents=True, exist_ok=True)
+    pom = work / "pom.xml"
+    pom.write_text(
+        _POM.format(kafka=settings.kafka_version, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION),
+        encoding="utf-8",
+    )
+    if libs.exists():
+        shutil.rmtree(libs)
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        raise LocalBrokerError("Maven could not fetch the Kafka broker: " + " | ".join(tail))
+    marker.write_text(settings.kafka_version, encoding="utf-8")
+    return libs
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a zombie child counts as dead
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _state_file(data_dir: Path) -> Path:
+    return data_dir / "broker.json"
+
+
+def read_local_broker(settings: IngestSettings) -> LocalBroker | None:
+    """The broker started from ``settings.kafka_data_dir`` if it is still running, else None."""
+    data_dir = settings.kafka_data_dir.resolve()
+    state = _state_file(data_dir)
+    if not state.exists():
+        return None
+    info = orjson.loads(state.read_bytes())
+    if not info.get("pid") or not _alive(int(info["pid"])):
+        return None
+    return LocalBroker(info["bootstrap"], int(info["pid"]), data_dir, data_dir / "broker.log")
+
+
+def _properties(data_dir: Path, port: int, controller_port: int, max_message_bytes: int) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={data_dir / 'logs'}",
+            "num.partitions=3",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=5",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            f"message.max.bytes={max_message_bytes}",
+            f"replica.fetch.max.bytes={max_message_bytes}",
+            "auto.create.topics.enable=false",
+            "log.retention.hours=-1",
+            "",
+        ]
+    )
+
+
+def start_local_broker(settings: IngestSettings, timeout_s: float = 90.0) -> LocalBroker:
+    """Start (or reuse) the local broker and wait until it answers; return its address.
+
+    Raises:
+        LocalBrokerError: if the broker cannot be fetched, formatted or started.
+    """
+    running = read_local_broker(settings)
+    if running is not None:
+        try:
+            wait_for_broker(running.bootstrap, settings.api_version_tuple(), timeout_s=timeout_s)
+            return running
+        except BrokerUnavailableError as exc:
+            raise LocalBrokerError(
+                f"a broker process is running but not answering: {exc}", str(running.log_file)
+            ) from exc
+
+    java = shutil.which("java")
+    if java is None:
+        raise LocalBrokerError("Java is not on PATH: install Java 17+")
+    libs = fetch_broker(settings)
+    data_dir = settings.kafka_data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state = _state_file(data_dir)
+    previous = orjson.loads(state.read_bytes()) if state.exists() else {}
+    formatted = (data_dir / "logs" / "meta.properties").exists()
+
+    port = settings.kafka_port or int(previous.get("port", 0)) or _free_port()
+    controller_port = int(previous.get("controller_port", 0)) or _free_port()
+    if formatted and not (_port_free(port) and _port_free(controller_port)):
+        # the KRaft store remembers its controller endpoint: start afresh on new ports
+        shutil.rmtree(data_dir / "logs")
+        formatted = False
+        port = settings.kafka_port or _free_port()
+        controller_port = _free_port()
+    if not _port_free(port):
+        raise LocalBrokerError(f"port {port} on 127.0.0.1 is taken; set MHHS_KAFKA_PORT")
+
+    max_bytes = max(4 * settings.max_message_bytes, 8 * 1024 * 1024)
+    props = data_dir / "server.properties"
+    props.write_text(_properties(data_dir, port, controller_port, max_bytes), encoding="utf-8")
+    log4j = data_dir / "log4j2.properties"
+    log4j.write_text(_LOG4J2, encoding="utf-8")
+    log_file = data_dir / "broker.log"
+    classpath = f"{libs}/*"
+    jvm = [
+        java,
+        f"-Xmx{settings.kafka_heap}",
+        "-Xms256m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        classpath,
+    ]
+
+    if not formatted:
+        cluster_id = previous.get("cluster_id") or uuid.uuid4().hex[:22]
+        fmt = subprocess.run(
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+                "--standalone",
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if fmt.returncode != 0:
+            log_file.write_text(fmt.stdout + fmt.stderr, encoding="utf-8")
+            raise LocalBrokerError("formatting the KRaft store failed", str(log_file))
+        previous["cluster_id"] = cluster_id
+
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            [*jvm, "kafka.Kafka", str(props)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    bootstrap = f"127.0.0.1:{port}"
+    state.write_bytes(
+        orjson.dumps(
+            {
+                "bootstrap": bootstrap,
+                "pid": proc.pid,
+                "port": port,
+                "controller_port": controller_port,
+                "cluster_id": previous.get("cluster_id"),
+            }
+        )
+    )
+    try:
+        wait_for_broker(bootstrap, settings.api_version_tuple(), timeout_s=timeout_s)
+    except BrokerUnavailableError as exc:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise LocalBrokerError(f"the broker did not become ready: {exc}", str(log_file)) from exc
+    return LocalBroker(bootstrap, proc.pid, data_dir, log_file)
+
+
+def stop_local_broker(settings: IngestSettings, timeout_s: float = 30.0) -> bool:
+    """Stop the local broker cleanly (SIGTERM, then SIGKILL); return whether one was running."""
+    running = read_local_broker(settings)
+    if running is None:
+        return False
+    try:
+        os.killpg(running.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _alive(running.pid):
+        with contextlib.suppress(ChildProcessError):  # reap it when it is our own child
+            os.waitpid(running.pid, os.WNOHANG)
+        time.sleep(0.2)
+    if _alive(running.pid):
+        os.killpg(running.pid, signal.SIGKILL)
+    return True

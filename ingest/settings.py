@@ -1,0 +1,43 @@
+"""Ingest settings: the broker to read, the consumer group and batching (env prefix ``MHHS_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IngestSettings(BaseSettings):
+    """Frozen ingest configuration; build once at the entry point and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="MHHS_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port] of an existing Kafka cluster; unset starts a local broker",
+    )
+    kafka_api_version: str = Field(default="4.0", description="Kafka API version to speak")
+    kafka_version: str = Field(default="4.4.0", description="Apache Kafka release the local broker runs")
+    kafka_port: int = Field(default=0, ge=0, le=65535, description="local broker port; 0 picks a free one")
+    kafka_data_dir: Path = Field(default=Path("var/kafka"), description="local broker's KRaft store and logs")
+    kafka_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "mhhs-event-store",
+        description="where Maven puts the fetched broker jars (outside git)",
+    )
+    kafka_heap: str = Field(default="1g", description="local broker's Java max heap")
+    max_message_bytes: int = Field(
+        default=1_048_576, gt=0, description="records larger than this are quarantined as oversized"
+    )
+
+    group_id: str = Field(default="mhhs-event-store", description="ingest consumer group")
+    worker_id: str = Field(default="", description="this worker's name; empty uses host-pid")
+    batch_max_records: int = Field(default=50_000, gt=0)
+    batch_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    batch_max_seconds: float = Field(default=10.0, gt=0)
+    commit_max_attempts: int = Field(default=50, gt=0, description="Iceberg commit retries on conflict")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 disables")
+
+    def api_version_tuple(self) -> tuple[int, ...]:
+        """The API version as kafka-python wants it, e.g. ``(4, 0)``."""
+        return tuple(int(p) for p in self.kafka_api_version.split("."))

@@ -1,0 +1,1 @@
+"""The market simulator: a deterministic synthetic MHHS market publishing DIP-style events."""

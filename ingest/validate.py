@@ -1,0 +1,123 @@
+"""Technical validation of one record: bytes, JSON, envelope, interface, settlement date, schema.
+
+Business rules are not checked here (they belong to the quality suites). Every failure has a
+stable error code and a readable reason, and the record is quarantined, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import jsonschema_rs
+import orjson
+
+from lakehouse.contract.schemas import SchemaKey, list_schemas, load_schema
+from lakehouse.contract.topics import TopicCatalogue, load_topic_catalogue
+
+# Stable quarantine codes, in the order the checks run.
+ERROR_CODES: dict[str, str] = {
+    "tombstone": "the record has no value (a tombstone)",
+    "oversized": "the value is larger than the configured maximum",
+    "invalid_utf8": "the value is not valid UTF-8",
+    "invalid_json": "the value is not valid JSON",
+    "invalid_envelope": "the value is not a DIP envelope with CommonBlock.S0",
+    "unknown_topic": "the topic is not in the topic catalogue",
+    "unknown_interface": "the interfaceID has no schema",
+    "topic_mismatch": "the interface does not belong on this topic",
+    "unknown_schema_version": "the schemaVersion of this interface has no schema",
+    "missing_settlement_date": "the settlement-date field is missing",
+    "invalid_settlement_date": "the settlement-date field is not a valid date",
+    "schema_violation": "the message does not match its interface's JSON Schema",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record is quarantined: a stable code and a readable reason."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A technically valid message, parsed."""
+
+    message: dict[str, Any]
+    interface: str
+    version: str
+    settlement_date: date
+
+
+class RecordValidator:
+    """Compiled validators for every schema in the contract, and the topic catalogue."""
+
+    def __init__(self, max_message_bytes: int, catalogue: TopicCatalogue | None = None) -> None:
+        self._max = max_message_bytes
+        self._catalogue = catalogue or load_topic_catalogue()
+        self._validators = {
+            key: jsonschema_rs.validator_for(load_schema(key.interface, key.version))
+            for key in list_schemas()
+        }
+        self._interfaces = {key.interface for key in self._validators}
+
+    def check(self, topic: str, value: bytes | None) -> Accepted | Rejection:
+        """Validate one record's value as published on ``topic``."""
+        if value is None:
+            return Rejection("tombstone", "record value is null (tombstone)")
+        if len(value) > self._max:
+            return Rejection("oversized", f"value is {len(value)} bytes, limit {self._max}")
+        try:
+            message = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as uexc:
+                return Rejection("invalid_utf8", f"invalid UTF-8 at byte {uexc.start}: {uexc.reason}")
+            return Rejection("invalid_json", f"invalid JSON: {exc}")
+        return self.check_message(topic, message)
+
+    def check_message(self, topic: str, message: Any) -> Accepted | Rejection:
+        """Validate an already-parsed message as published on ``topic``."""
+        try:
+            s0 = message["CommonBlock"]["S0"]
+            interface = s0["interfaceID"]
+            version = s0["schemaVersion"]
+        except (KeyError, TypeError):
+            return Rejection(
+                "invalid_envelope", "expected an object with CommonBlock.S0.interfaceID and schemaVersion"
+            )
+        if not isinstance(interface, str) or not isinstance(version, str):
+            return Rejection("invalid_envelope", "interfaceID and schemaVersion must be strings")
+        spec = self._catalogue.by_name(topic)
+        if spec is None:
+            return Rejection("unknown_topic", f"topic {topic!r} is not in the topic catalogue")
+        if interface not in self._interfaces:
+            return Rejection("unknown_interface", f"no schema for interface {interface!r}")
+        if spec.interface != interface:
+            return Rejection(
+                "topic_mismatch", f"{interface} published on {topic}, which carries {spec.interface}"
+            )
+        validator = self._validators.get(SchemaKey(interface, version))
+        if validator is None:
+            return Rejection("unknown_schema_version", f"no schema for {interface} version {version!r}")
+        custom = message.get("CustomBlock")
+        raw_date = custom.get(spec.settlement_date) if isinstance(custom, dict) else None
+        if raw_date is None:
+            return Rejection("missing_settlement_date", f"CustomBlock.{spec.settlement_date} is missing")
+        try:
+            if not isinstance(raw_date, str) or len(raw_date) != 10:
+                raise ValueError(raw_date)
+            settlement = date.fromisoformat(raw_date)
+        except ValueError:
+            return Rejection(
+                "invalid_settlement_date",
+                f"CustomBlock.{spec.settlement_date}={raw_date!r} is not YYYY-MM-DD",
+            )
+        if not validator.is_valid(message):
+            error = next(iter(validator.iter_errors(message)))
+            path = "/".join(str(p) for p in error.instance_path) or "(root)"
+            return Rejection("schema_violation", f"{path}: {error.message}"[:1000])
+        return Accepted(message, interface, version, settlement)

@@ -1,0 +1,1 @@
+"""Lakehouse: the Apache Iceberg catalog, tables, history, maintenance and read paths."""

@@ -1,0 +1,1 @@
+"""MHHS Event Store: the composition root (the ``mhhs`` command)."""

@@ -1,0 +1,3 @@
+from mhhs.cli import main
+
+main()

@@ -1,0 +1,49 @@
+"""The ``mhhs`` command: one typer app composed of each package's commands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+
+from ingest import cli as ingest_cli
+
+app = typer.Typer(
+    name="mhhs",
+    help="MHHS Event Store: land, keep, replay and extract every MHHS broker event.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(ingest_cli.broker_app, name="broker")
+app.command("simulate")(ingest_cli.simulate)
+app.command("publish")(ingest_cli.publish_file)
+app.command("topics")(ingest_cli.topics_summary)
+
+
+@app.command("demo")
+def demo(
+    mpans: int = typer.Option(1000, min=1, help="meter points to simulate"),
+    days: int = typer.Option(2, min=1, help="UTC settlement days to simulate"),
+    seed: int = typer.Option(7, min=0),
+) -> None:
+    """End to end on the local broker: start it, create topics, simulate, summarise."""
+    ingest_cli.err.rule("1. broker")
+    ingest_cli.broker_up()
+    ingest_cli.err.rule(f"2. simulate {mpans} MPANs x {days} UTC days into Kafka")
+    ingest_cli.simulate(
+        mpans=mpans,
+        days=days,
+        start=datetime(2026, 3, 28),
+        seed=seed,
+        out_file=None,
+        manifest=None,
+        business_fault_rate=0.005,
+        malformed_rate=0.002,
+    )
+    ingest_cli.err.rule("3. what the broker holds")
+    ingest_cli.topics_summary(as_json=False)
+
+
+def main() -> None:
+    """Entry point of the ``mhhs`` console script."""
+    app()

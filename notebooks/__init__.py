@@ -1,0 +1,1 @@
+"""Notebooks for analysts; they call the public functions of lakehouse only."""
