@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,3 +207,155 @@ def read_all(
                     remaining.discard(tp)
     finally:
         consumer.close()
+
+
+@dataclass(slots=True)
+class PolledRecords:
+    """Records from one or more polls, column by column (the shape Arrow wants)."""
+
+    topics: list[str]
+    partitions: list[int]
+    offsets: list[int]
+    timestamps_ms: list[int]
+    timestamp_types: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    headers: list[list[tuple[str, bytes]]]
+    nbytes: int = 0
+
+    @classmethod
+    def empty(cls) -> PolledRecords:
+        return cls([], [], [], [], [], [], [], [], 0)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def extend(self, other: PolledRecords) -> None:
+        self.topics += other.topics
+        self.partitions += other.partitions
+        self.offsets += other.offsets
+        self.timestamps_ms += other.timestamps_ms
+        self.timestamp_types += other.timestamp_types
+        self.keys += other.keys
+        self.values += other.values
+        self.headers += other.headers
+        self.nbytes += other.nbytes
+
+
+class GroupConsumer:
+    """A consumer-group member whose positions come from the store, not from Kafka.
+
+    ``on_assigned(partitions)`` returns the next offset to read for each newly assigned
+    partition (from the Iceberg table); partitions it does not name start at the beginning.
+    ``on_revoked(partitions)`` runs before partitions are taken away (commit what is in hand).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        api_version: tuple[int, ...],
+        group_id: str,
+        topics: Sequence[str],
+        on_assigned: Callable[[list[TP]], Mapping[TP, int]],
+        on_revoked: Callable[[list[TP]], None],
+        client_id: str,
+        session_timeout_ms: int = 10_000,
+        max_fetch_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+        outer = self
+
+        class _Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                tps = [(tp.topic, tp.partition) for tp in revoked]
+                if tps:
+                    on_revoked(tps)
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                tps = [(tp.topic, tp.partition) for tp in assigned]
+                positions = on_assigned(tps) if tps else {}
+                for tp in assigned:
+                    start = positions.get((tp.topic, tp.partition))
+                    if start is None:
+                        outer._consumer.seek_to_beginning(tp)
+                    else:
+                        outer._consumer.seek(tp, start)
+
+        try:
+            self._consumer = KafkaConsumer(
+                **_common(bootstrap, api_version),
+                group_id=group_id,
+                client_id=client_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=session_timeout_ms,
+                heartbeat_interval_ms=max(500, session_timeout_ms // 4),
+                max_poll_interval_ms=600_000,
+                max_partition_fetch_bytes=16 * 1024 * 1024,
+                fetch_max_bytes=max_fetch_bytes,
+                reconnect_backoff_max_ms=5000,
+            )
+        except KafkaError as exc:
+            raise BrokerUnavailableError(bootstrap, str(exc)) from exc
+        self._consumer.subscribe(topics=list(topics), listener=_Listener())
+
+    def poll(self, timeout_ms: int, max_records: int) -> PolledRecords:
+        """Fetch up to ``max_records`` records; an outage yields an empty result, not an error."""
+        try:
+            fetched = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            log_warning("poll_failed", exc)
+            time.sleep(min(5.0, timeout_ms / 1000))
+            return PolledRecords.empty()
+        out = PolledRecords.empty()
+        for msgs in fetched.values():
+            for m in msgs:
+                out.topics.append(m.topic)
+                out.partitions.append(m.partition)
+                out.offsets.append(m.offset)
+                out.timestamps_ms.append(m.timestamp)
+                out.timestamp_types.append(m.timestamp_type)
+                out.keys.append(m.key)
+                out.values.append(m.value)
+                out.headers.append(m.headers or [])
+                out.nbytes += max(0, m.serialized_value_size) + max(0, m.serialized_key_size)
+        return out
+
+    def commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit ``offsets`` to Kafka for lag tools only; failures are logged, never raised."""
+        from kafka.structs import OffsetAndMetadata
+
+        try:
+            self._consumer.commit(
+                {TopicPartition(t, p): OffsetAndMetadata(n, "", -1) for (t, p), n in offsets.items()}
+            )
+        except (KafkaError, AssertionError) as exc:  # e.g. a rebalance in progress
+            log_warning("kafka_offset_commit_failed", exc)
+            return False
+        return True
+
+    def lag(self) -> dict[TP, int]:
+        """Records behind the log end, per assigned partition (from the last fetch's high water)."""
+        out: dict[TP, int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                out[(tp.topic, tp.partition)] = max(0, high - self._consumer.position(tp, timeout_ms=100))
+            except KafkaError:
+                continue
+        return out
+
+    def assignment(self) -> list[TP]:
+        return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+def log_warning(event: str, exc: BaseException) -> None:
+    import logging
+
+    logging.getLogger(__name__).warning(event, extra={"error": f"{type(exc).__name__}: {exc}"})

@@ -177,3 +177,61 @@ def topics_summary(
     for r in rows:
         table.add_row(str(r["topic"]), str(r["interface"]), str(r["partitions"]), f"{r['records']:,}")
     out.print(table)
+
+
+def ingest_command(
+    until_idle: Annotated[
+        float | None, typer.Option(min=0.1, help="exit once every topic has been quiet this many seconds")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="consumer group (default MHHS_GROUP_ID)")] = None,
+    worker_id: Annotated[str | None, typer.Option(help="this worker's name (default host-pid)")] = None,
+) -> None:
+    """Land every MHHS broker event in Iceberg exactly once; quarantine the malformed."""
+    from ingest.service import IngestWorker, install_signal_handlers
+    from lakehouse.errors import LakehouseError
+    from lakehouse.settings import LakehouseSettings
+
+    updates: dict[str, object] = {}
+    if group:
+        updates["group_id"] = group
+    if worker_id:
+        updates["worker_id"] = worker_id
+    settings = IngestSettings().model_copy(update=updates)
+    try:
+        lake = LakehouseSettings()
+        bootstrap = resolve_bootstrap(settings)
+        create_topics(settings, bootstrap)
+        worker = IngestWorker(settings, lake, bootstrap)
+    except (IngestError, LakehouseError) as exc:
+        raise fail(str(exc)) from exc
+    install_signal_handlers(worker)
+    if settings.metrics_port:
+        worker.metrics.serve(settings.metrics_port)
+    if sys.stderr.isatty():
+        from rich.live import Live
+
+        with Live(console=err, refresh_per_second=4) as live:
+
+            def tick(stats: object) -> None:
+                live.update(_stats_table(worker))
+
+            stats = worker.run(until_idle=until_idle, on_tick=tick)
+    else:
+        stats = worker.run(until_idle=until_idle)
+    err.print(
+        f"ingest {worker.worker_id}: consumed {stats.consumed}, landed {stats.landed}, "
+        f"quarantined {stats.quarantined}, fenced {stats.fenced}, commits {stats.commits}"
+    )
+
+
+def _stats_table(worker: object) -> Table:
+    from ingest.service import IngestWorker
+
+    assert isinstance(worker, IngestWorker)
+    st = worker.stats
+    table = Table(title=f"mhhs ingest - {worker.worker_id}")
+    for col in ("consumed", "landed", "quarantined", "fenced", "commits", "last commit s"):
+        table.add_column(col, justify="right")
+    last = f"{st.commit_seconds[-1]:.3f}" if st.commit_seconds else "-"
+    table.add_row(*(f"{v:,}" for v in (st.consumed, st.landed, st.quarantined, st.fenced, st.commits)), last)
+    return table

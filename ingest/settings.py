@@ -37,6 +37,7 @@ class IngestSettings(BaseSettings):
     batch_max_seconds: float = Field(default=10.0, gt=0)
     commit_max_attempts: int = Field(default=50, gt=0, description="Iceberg commit retries on conflict")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 disables")
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")
 
     def api_version_tuple(self) -> tuple[int, ...]:
         """The API version as kafka-python wants it, e.g. ``(4, 0)``."""

@@ -7,6 +7,7 @@ from datetime import datetime
 import typer
 
 from ingest import cli as ingest_cli
+from mhhs.logs import configure_logging
 
 app = typer.Typer(
     name="mhhs",
@@ -18,6 +19,15 @@ app.add_typer(ingest_cli.broker_app, name="broker")
 app.command("simulate")(ingest_cli.simulate)
 app.command("publish")(ingest_cli.publish_file)
 app.command("topics")(ingest_cli.topics_summary)
+app.command("ingest")(ingest_cli.ingest_command)
+
+
+@app.callback()
+def _setup(
+    log_level: str = typer.Option("INFO", envvar="MHHS_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR"),
+) -> None:
+    """Configure structured logging once for whichever command runs."""
+    configure_logging(log_level)
 
 
 @app.command("demo")

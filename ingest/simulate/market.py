@@ -208,7 +208,7 @@ def build_meter_points(
         ms_pool = market.services[MS_FOR_SEGMENT[segment]]
         base = {"S": 0.25 if domestic else 1.2, "A": 18.0, "U": 0.6}[segment]
         meter_ids = () if segment == "U" else (f"{segment}{int(rng.integers(10**9, 10**10 - 1))}",)
-        days_before = int(rng.integers(30, 400))
+        days_before = int(rng.integers(1, 15))  # a migration wave just before the simulated days
         points.append(
             MeterPoint(
                 mpan=mpan,

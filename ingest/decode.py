@@ -1,0 +1,178 @@
+"""Turn a batch of polled records into Arrow tables: landed events and quarantined records.
+
+Validation is per record (each value is parsed and checked once); columns are collected as
+lists and turned into Arrow arrays in bulk, then the batch is sorted by (topic, settlement
+date, partition, offset) so every data file is in offset order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.broker import PolledRecords
+from ingest.validate import Accepted, RecordValidator
+from lakehouse.tables import EVENTS, QUARANTINE, TABLES
+
+EVENTS_ARROW = TABLES[EVENTS].arrow_schema
+QUARANTINE_ARROW = TABLES[QUARANTINE].arrow_schema
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """One batch, split: events to land, records to quarantine, and the next offset per partition."""
+
+    events: pa.Table
+    quarantine: pa.Table
+    next_offsets: dict[tuple[str, int], int]
+
+
+def _headers_array(headers: list[list[tuple[str, bytes]]], arrow_type: pa.DataType) -> pa.Array:
+    offsets = [0]
+    keys: list[str] = []
+    values: list[bytes | None] = []
+    for hs in headers:
+        for k, v in hs:
+            keys.append(k)
+            values.append(v)
+        offsets.append(len(keys))
+    struct_type = arrow_type.value_type
+    items = pa.StructArray.from_arrays(
+        [pa.array(keys, struct_type.field(0).type), pa.array(values, struct_type.field(1).type)],
+        fields=[struct_type.field(0), struct_type.field(1)],
+    )
+    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), items).cast(arrow_type)
+
+
+def _timestamps(ms: list[int]) -> pa.Array:
+    return pc.multiply(pa.array(ms, pa.int64()), 1000).cast(pa.timestamp("us", tz="UTC"))
+
+
+def _take(values: list[Any], idx: list[int]) -> list[Any]:
+    return [values[i] for i in idx]
+
+
+def _kafka_columns(polled: PolledRecords, idx: list[int], schema: pa.Schema) -> dict[str, pa.Array]:
+    return {
+        "topic": pa.array(_take(polled.topics, idx), schema.field("topic").type),
+        "partition": pa.array(_take(polled.partitions, idx), pa.int32()),
+        "offset": pa.array(_take(polled.offsets, idx), pa.int64()),
+        "kafka_timestamp": _timestamps(_take(polled.timestamps_ms, idx)),
+        "kafka_timestamp_type": pa.array(_take(polled.timestamp_types, idx), pa.int32()),
+        "key": pa.array(_take(polled.keys, idx), schema.field("key").type),
+        "headers": _headers_array(_take(polled.headers, idx), schema.field("headers").type),
+        "value": pa.array(_take(polled.values, idx), schema.field("value").type),
+    }
+
+
+def _landing(n: int, landed_at: datetime, worker_id: str, batch_id: str) -> dict[str, pa.Array]:
+    return {
+        "landed_at": pa.array([landed_at] * n, pa.timestamp("us", tz="UTC")),
+        "worker_id": pa.array([worker_id] * n, pa.large_string()),
+        "batch_id": pa.array([batch_id] * n, pa.large_string()),
+    }
+
+
+def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
+    for k, v in headers:
+        if k == name:
+            try:
+                return v.decode("utf-8")
+            except (UnicodeDecodeError, AttributeError):
+                return None
+    return None
+
+
+def decode_batch(
+    polled: PolledRecords,
+    validator: RecordValidator,
+    worker_id: str,
+    batch_id: str,
+    landed_at: datetime,
+) -> DecodedBatch:
+    """Validate every record and build the events and quarantine tables for one batch."""
+    good: list[int] = []
+    bad: list[int] = []
+    codes: list[str] = []
+    reasons: list[str] = []
+    env: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "interface_id",
+            "schema_version",
+            "event_code",
+            "transaction_id",
+            "sender_dip_id",
+            "sender_role",
+            "sender_timestamp",
+            "mpan",
+            "gsp_group",
+            "settlement_date",
+        )
+    }
+    next_offsets: dict[tuple[str, int], int] = {}
+    for i, (topic, value) in enumerate(zip(polled.topics, polled.values, strict=True)):
+        tp = (topic, polled.partitions[i])
+        if polled.offsets[i] + 1 > next_offsets.get(tp, -1):
+            next_offsets[tp] = polled.offsets[i] + 1
+        result = validator.check(topic, value)
+        if isinstance(result, Accepted):
+            good.append(i)
+            _collect(env, result)
+        else:
+            bad.append(i)
+            codes.append(result.code)
+            reasons.append(result.reason)
+
+    cols = _kafka_columns(polled, good, EVENTS_ARROW)
+    cols.update({k: pa.array(v, EVENTS_ARROW.field(k).type) for k, v in env.items()})
+    cols.update(_landing(len(good), landed_at, worker_id, batch_id))
+    events = pa.Table.from_pydict(cols, schema=EVENTS_ARROW)
+    if events.num_rows > 1:
+        events = events.sort_by(
+            [
+                ("topic", "ascending"),
+                ("settlement_date", "ascending"),
+                ("partition", "ascending"),
+                ("offset", "ascending"),
+            ]
+        )
+
+    qcols = _kafka_columns(polled, bad, QUARANTINE_ARROW)
+    qcols["error_code"] = pa.array(codes, pa.large_string())
+    qcols["error_reason"] = pa.array(reasons, pa.large_string())
+    qcols["transaction_id"] = pa.array(
+        [_header(polled.headers[i], "transactionID") for i in bad], pa.large_string()
+    )
+    qcols["interface_id"] = pa.array(
+        [_header(polled.headers[i], "interfaceID") for i in bad], pa.large_string()
+    )
+    qcols.update(_landing(len(bad), landed_at, worker_id, batch_id))
+    quarantine = pa.Table.from_pydict(qcols, schema=QUARANTINE_ARROW)
+    if quarantine.num_rows > 1:
+        quarantine = quarantine.sort_by(
+            [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+        )
+    return DecodedBatch(events, quarantine, next_offsets)
+
+
+def _collect(env: dict[str, list[Any]], accepted: Accepted) -> None:
+    common = accepted.message["CommonBlock"]
+    s0, s1, d0 = common["S0"], common["S1"], common["D0"]
+    m0 = common.get("M0") or {}
+    env["interface_id"].append(accepted.interface)
+    env["schema_version"].append(accepted.version)
+    env["event_code"].append(s0.get("eventCode"))
+    env["transaction_id"].append(d0.get("transactionID"))
+    env["sender_dip_id"].append(s1.get("senderDIPID"))
+    env["sender_role"].append(s1.get("senderRoleID"))
+    env["sender_timestamp"].append(s1.get("senderTimestamp"))
+    env["mpan"].append(m0.get("MPANCore"))
+    gsp = m0.get("GSPGroupID") or accepted.message["CustomBlock"].get("gspGroupID")
+    env["gsp_group"].append(gsp)
+    settlement: date = accepted.settlement_date
+    env["settlement_date"].append(settlement)

@@ -1,0 +1,165 @@
+"""Table definitions with stable field IDs, partition specs, sort orders and table properties.
+
+The only place that says what the product's Iceberg tables look like. Schema changes are
+additive migrations in ``lakehouse.migrations``; field IDs here never change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.table.sorting import SortField, SortOrder
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import (
+    BinaryType,
+    DateType,
+    IntegerType,
+    ListType,
+    LongType,
+    NestedField,
+    StringType,
+    StructType,
+    TimestamptzType,
+)
+
+from lakehouse.settings import LakehouseSettings
+
+EVENTS = "events"
+QUARANTINE = "quarantine"
+
+
+def _headers(first_id: int) -> ListType:
+    return ListType(
+        element_id=first_id,
+        element_type=StructType(
+            NestedField(first_id + 1, "key", StringType(), required=True),
+            NestedField(first_id + 2, "value", BinaryType(), required=False),
+        ),
+        element_required=True,
+    )
+
+
+def _kafka_fields(headers_id: int) -> tuple[NestedField, ...]:
+    return (
+        NestedField(1, "topic", StringType(), required=True, doc="Kafka topic"),
+        NestedField(2, "partition", IntegerType(), required=True, doc="Kafka partition"),
+        NestedField(3, "offset", LongType(), required=True, doc="Kafka offset"),
+        NestedField(4, "kafka_timestamp", TimestamptzType(), required=True, doc="record timestamp"),
+        NestedField(5, "kafka_timestamp_type", IntegerType(), required=True, doc="0 create, 1 log append"),
+        NestedField(6, "key", BinaryType(), required=False, doc="record key bytes"),
+        NestedField(7, "headers", _headers(headers_id), required=False, doc="record headers in order"),
+    )
+
+
+def _landing_fields(first_id: int) -> tuple[NestedField, ...]:
+    return (
+        NestedField(first_id, "landed_at", TimestamptzType(), required=True, doc="when ingest landed it"),
+        NestedField(first_id + 1, "worker_id", StringType(), required=True, doc="ingest worker"),
+        NestedField(first_id + 2, "batch_id", StringType(), required=True, doc="ingest batch"),
+    )
+
+
+# Field IDs are those Iceberg assigns on creation (top level first, then nested), so the
+# definitions here and the tables in the catalog always agree; tests check it.
+EVENTS_SCHEMA = Schema(
+    *_kafka_fields(headers_id=22),
+    NestedField(8, "value", BinaryType(), required=True, doc="the value bytes exactly as received"),
+    NestedField(9, "interface_id", StringType(), required=True),
+    NestedField(10, "schema_version", StringType(), required=True),
+    NestedField(11, "event_code", StringType(), required=False),
+    NestedField(12, "transaction_id", StringType(), required=False),
+    NestedField(13, "sender_dip_id", StringType(), required=False),
+    NestedField(14, "sender_role", StringType(), required=False),
+    NestedField(15, "sender_timestamp", StringType(), required=False, doc="as sent, ISO 8601"),
+    NestedField(16, "mpan", StringType(), required=False),
+    NestedField(17, "gsp_group", StringType(), required=False),
+    NestedField(18, "settlement_date", DateType(), required=True, doc="by the topic catalogue's rule"),
+    *_landing_fields(19),
+)
+
+QUARANTINE_SCHEMA = Schema(
+    *_kafka_fields(headers_id=16),
+    NestedField(8, "value", BinaryType(), required=False, doc="raw bytes; null for a tombstone"),
+    NestedField(9, "error_code", StringType(), required=True, doc="stable quarantine code"),
+    NestedField(10, "error_reason", StringType(), required=True, doc="readable reason"),
+    NestedField(11, "transaction_id", StringType(), required=False, doc="from the header, if any"),
+    NestedField(12, "interface_id", StringType(), required=False, doc="from the header, if any"),
+    *_landing_fields(13),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TableDef:
+    """A table's name, schema, partition spec and sort order."""
+
+    name: str
+    schema: Schema
+    partition_spec: PartitionSpec
+    sort_order: SortOrder
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return schema_to_pyarrow(self.schema, include_field_ids=False)
+
+
+TABLES: dict[str, TableDef] = {
+    EVENTS: TableDef(
+        EVENTS,
+        EVENTS_SCHEMA,
+        PartitionSpec(
+            PartitionField(1, 1000, IdentityTransform(), "topic"),
+            PartitionField(18, 1001, IdentityTransform(), "settlement_date"),
+        ),
+        SortOrder(SortField(2, IdentityTransform()), SortField(3, IdentityTransform())),
+    ),
+    QUARANTINE: TableDef(
+        QUARANTINE,
+        QUARANTINE_SCHEMA,
+        PartitionSpec(PartitionField(1, 1000, IdentityTransform(), "topic")),
+        SortOrder(SortField(2, IdentityTransform()), SortField(3, IdentityTransform())),
+    ),
+}
+
+
+def table_properties(settings: LakehouseSettings) -> dict[str, str]:
+    """Properties that keep commits cheap and metadata bounded as the table ages."""
+    return {
+        "format-version": "2",
+        "commit.retry.num-retries": "0",  # the writer owns the retry policy (it re-merges offsets)
+        "commit.manifest-merge.enabled": "true",
+        "commit.manifest.min-count-to-merge": "50",
+        "write.metadata.delete-after-commit.enabled": "true",
+        "write.metadata.previous-versions-max": str(settings.metadata_versions_max),
+        "write.target-file-size-bytes": str(settings.target_file_mb * 1024 * 1024 * 4),
+        "write.parquet.compression-codec": "zstd",
+        "write.parquet.row-group-limit": "50000",
+    }
+
+
+def identifier(settings: LakehouseSettings, name: str) -> str:
+    """The full identifier of one of the product's tables."""
+    return f"{settings.namespace}.{name}"
+
+
+def ensure_table(catalog: Catalog, settings: LakehouseSettings, name: str) -> Table:
+    """Load the table ``name``, creating it (idempotently) on first use."""
+    ident = identifier(settings, name)
+    try:
+        return catalog.load_table(ident)
+    except NoSuchTableError:
+        pass
+    d = TABLES[name]
+    return catalog.create_table_if_not_exists(
+        ident,
+        schema=d.schema,
+        partition_spec=d.partition_spec,
+        sort_order=d.sort_order,
+        properties=table_properties(settings),
+    )

@@ -1,0 +1,212 @@
+"""The only writer of landed events: one commit per table per batch, offsets in the summary.
+
+Exactly once: the quarantine table is committed first, then the events table; each commit
+drops rows at offsets its table already holds (so a fenced or zombie worker cannot duplicate),
+records the merged next offsets of every topic-partition, and is retried on conflict by
+refreshing, re-filtering and re-merging (pyiceberg's own retry is off for these tables). A
+worker resumes from the events table's offsets, which are written last.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
+
+from lakehouse.errors import CommitConflictError
+from lakehouse.offsets import (
+    OFFSETS_KEY,
+    TP,
+    committed_offsets,
+    encode_offsets,
+    merge_offsets,
+    snapshot_offsets,
+)
+from lakehouse.settings import LakehouseSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TableCommit:
+    """What one table commit did."""
+
+    table: str
+    snapshot_id: int | None
+    rows: int
+    dropped: int
+    attempts: int
+    seconds: float
+
+
+@dataclass(slots=True)
+class CommitResult:
+    """What committing one batch did, table by table."""
+
+    events: TableCommit
+    quarantine: TableCommit | None
+    offsets: dict[TP, int] = field(default_factory=dict)
+
+
+def drop_landed(rows: pa.Table, held: Mapping[TP, int]) -> pa.Table:
+    """Rows whose (topic, partition) offset is not yet held by the table (vectorised per partition)."""
+    if rows.num_rows == 0 or not held:
+        return rows
+    keep = pa.array([True] * rows.num_rows)
+    topics = rows.column("topic")
+    partitions = rows.column("partition")
+    offsets = rows.column("offset")
+    for (topic, partition), next_offset in held.items():
+        in_tp = pc.and_(pc.equal(topics, topic), pc.equal(partitions, partition))
+        landed = pc.and_(in_tp, pc.less(offsets, next_offset))
+        keep = pc.and_(keep, pc.invert(landed))
+    return rows.filter(keep)
+
+
+def _backoff(attempt: int) -> float:
+    return min(2.0, 0.02 * (2**attempt)) * (0.5 + random.random())
+
+
+def append_with_offsets(
+    table: Table,
+    rows: pa.Table,
+    group: str,
+    next_offsets: Mapping[TP, int],
+    properties: Mapping[str, str],
+    max_attempts: int,
+) -> TableCommit:
+    """Append ``rows`` and the merged offsets in one snapshot, fencing already-landed offsets.
+
+    Raises:
+        CommitConflictError: if the commit still conflicts after ``max_attempts``.
+    """
+    name = ".".join(table.name())
+    started = time.perf_counter()
+    for attempt in range(1, max_attempts + 1):
+        if attempt > 1:
+            table.refresh()
+        held_all = snapshot_offsets(table)
+        held = held_all.get(group, {})
+        fresh = drop_landed(rows, held)
+        landed = {tp: n for tp, n in next_offsets.items() if n > held.get(tp, -1)}
+        summary = dict(properties)
+        summary[OFFSETS_KEY] = encode_offsets(merge_offsets(held_all, group, landed))
+        if fresh.num_rows == 0 and not landed:
+            return TableCommit(name, None, 0, rows.num_rows, attempt, time.perf_counter() - started)
+        try:
+            table.append(fresh, snapshot_properties=summary)
+        except CommitFailedException:
+            log.info("commit_conflict", extra={"table": name, "attempt": attempt})
+            time.sleep(_backoff(attempt))
+            continue
+        snap = table.current_snapshot()
+        return TableCommit(
+            name,
+            snap.snapshot_id if snap else None,
+            fresh.num_rows,
+            rows.num_rows - fresh.num_rows,
+            attempt,
+            time.perf_counter() - started,
+        )
+    raise CommitConflictError(name, max_attempts)
+
+
+def commit_batch(
+    events_table: Table,
+    quarantine_table: Table,
+    events: pa.Table,
+    quarantined: pa.Table,
+    group: str,
+    next_offsets: Mapping[TP, int],
+    properties: Mapping[str, str],
+    max_attempts: int = 50,
+) -> CommitResult:
+    """Commit one batch: quarantine first (if it has rows), then events with the batch's offsets.
+
+    Raises:
+        CommitConflictError: if either commit keeps conflicting.
+    """
+    q_commit = None
+    if quarantined.num_rows:
+        q_commit = append_with_offsets(
+            quarantine_table, quarantined, group, next_offsets, properties, max_attempts
+        )
+    e_commit = append_with_offsets(events_table, events, group, next_offsets, properties, max_attempts)
+    return CommitResult(e_commit, q_commit, dict(next_offsets))
+
+
+def resume_offsets(events_table: Table, group: str) -> dict[TP, int]:
+    """Where ``group`` resumes: the next offsets the events table (written last) holds."""
+    events_table.refresh()
+    return committed_offsets(events_table, group)
+
+
+def expire_old_snapshots(table: Table, settings: LakehouseSettings, now: datetime | None = None) -> int:
+    """Expire snapshots past retention, keeping the newest ``keep_last_snapshots`` and every tag.
+
+    Deletes no files (see ``lakehouse.maintenance`` for that). Returns how many were expired.
+    """
+    table.refresh()
+    snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
+    if len(snapshots) <= settings.keep_last_snapshots:
+        return 0
+    cutoff_ms = int(
+        ((now or datetime.now(UTC)) - timedelta(hours=settings.snapshot_retention_hours)).timestamp() * 1000
+    )
+    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    candidates = [
+        s.snapshot_id
+        for s in snapshots[: -settings.keep_last_snapshots]
+        if s.timestamp_ms < cutoff_ms and s.snapshot_id not in protected
+    ]
+    if candidates:
+        table.maintenance.expire_snapshots().by_ids(candidates).commit()
+    return len(candidates)
+
+
+class LandingWriter:
+    """The events and quarantine tables, opened once, with the operations ingest needs."""
+
+    def __init__(self, settings: LakehouseSettings) -> None:
+        from lakehouse.catalog import open_catalog
+        from lakehouse.tables import EVENTS, QUARANTINE, ensure_table
+
+        self.settings = settings
+        catalog = open_catalog(settings)
+        self.events = ensure_table(catalog, settings, EVENTS)
+        self.quarantine = ensure_table(catalog, settings, QUARANTINE)
+
+    def resume_offsets(self, group: str) -> dict[TP, int]:
+        """Where ``group`` resumes (the events table's recorded offsets)."""
+        return resume_offsets(self.events, group)
+
+    def commit(
+        self,
+        events: pa.Table,
+        quarantined: pa.Table,
+        group: str,
+        next_offsets: Mapping[TP, int],
+        properties: Mapping[str, str],
+        max_attempts: int,
+    ) -> CommitResult:
+        """Commit one batch (see ``commit_batch``); refreshes the tables first."""
+        self.events.refresh()
+        if quarantined.num_rows:
+            self.quarantine.refresh()
+        return commit_batch(
+            self.events, self.quarantine, events, quarantined, group, next_offsets, properties, max_attempts
+        )
+
+    def maintain(self) -> dict[str, int]:
+        """Expire old snapshots of both tables; return how many each lost."""
+        return {
+            ".".join(t.name()): expire_old_snapshots(t, self.settings) for t in (self.events, self.quarantine)
+        }
