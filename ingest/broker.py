@@ -327,9 +327,7 @@ class GroupConsumer:
         from kafka.structs import OffsetAndMetadata
 
         try:
-            self._consumer.commit(
-                {TopicPartition(t, p): OffsetAndMetadata(n, "", -1) for (t, p), n in offsets.items()}
-            )
+            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(n, "", -1) for (t, p), n in offsets.items()})
         except (KafkaError, AssertionError) as exc:  # e.g. a rebalance in progress
             log_warning("kafka_offset_commit_failed", exc)
             return False

@@ -82,9 +82,9 @@ def _progress() -> Progress:
 def simulate(
     mpans: Annotated[int, typer.Option(min=1, help="number of meter points")] = 1000,
     days: Annotated[int, typer.Option(min=1, help="UTC settlement days to simulate")] = 2,
-    start: Annotated[
-        datetime, typer.Option(formats=["%Y-%m-%d"], help="first UTC settlement date")
-    ] = datetime(2026, 1, 1),
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="first UTC settlement date")] = datetime(
+        2026, 1, 1
+    ),
     seed: Annotated[int, typer.Option(min=0, help="random seed: same seed, same records")] = 7,
     out_file: Annotated[Path | None, typer.Option("--out", help="write JSON Lines here, not Kafka")] = None,
     manifest: Annotated[Path | None, typer.Option(help="write the ground-truth fault manifest")] = None,

@@ -145,18 +145,12 @@ def decode_batch(
     qcols = _kafka_columns(polled, bad, QUARANTINE_ARROW)
     qcols["error_code"] = pa.array(codes, pa.large_string())
     qcols["error_reason"] = pa.array(reasons, pa.large_string())
-    qcols["transaction_id"] = pa.array(
-        [_header(polled.headers[i], "transactionID") for i in bad], pa.large_string()
-    )
-    qcols["interface_id"] = pa.array(
-        [_header(polled.headers[i], "interfaceID") for i in bad], pa.large_string()
-    )
+    qcols["transaction_id"] = pa.array([_header(polled.headers[i], "transactionID") for i in bad], pa.large_string())
+    qcols["interface_id"] = pa.array([_header(polled.headers[i], "interfaceID") for i in bad], pa.large_string())
     qcols.update(_landing(len(bad), landed_at, worker_id, batch_id))
     quarantine = pa.Table.from_pydict(qcols, schema=QUARANTINE_ARROW)
     if quarantine.num_rows > 1:
-        quarantine = quarantine.sort_by(
-            [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
-        )
+        quarantine = quarantine.sort_by([("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")])
     return DecodedBatch(events, quarantine, next_offsets)
 
 

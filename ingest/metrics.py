@@ -15,21 +15,15 @@ class IngestMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.consumed = Counter(
-            "mhhs_ingest_records_consumed", "records read from Kafka", ["topic"], registry=r
-        )
-        self.landed = Counter(
-            "mhhs_ingest_records_landed", "records committed to the events table", registry=r
-        )
+        self.consumed = Counter("mhhs_ingest_records_consumed", "records read from Kafka", ["topic"], registry=r)
+        self.landed = Counter("mhhs_ingest_records_landed", "records committed to the events table", registry=r)
         self.quarantined = Counter(
             "mhhs_ingest_records_quarantined", "records committed to quarantine", ["code"], registry=r
         )
         self.duplicates = Counter(
             "mhhs_ingest_records_fenced", "records dropped because the table already held them", registry=r
         )
-        self.lag = Gauge(
-            "mhhs_ingest_lag_records", "records behind the log end", ["topic", "partition"], registry=r
-        )
+        self.lag = Gauge("mhhs_ingest_lag_records", "records behind the log end", ["topic", "partition"], registry=r)
         self.commit_seconds = Histogram(
             "mhhs_ingest_commit_seconds",
             "Iceberg commit latency per batch",

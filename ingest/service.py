@@ -64,6 +64,7 @@ class IngestWorker:
         self._buffer = PolledRecords.empty()
         self._batch_started: float | None = None
         self._stop = False
+        self._assigned_at: float | None = None
         self._commits_since_maintenance = 0
         self._consumer = GroupConsumer(
             bootstrap,
@@ -78,6 +79,7 @@ class IngestWorker:
 
     # -- rebalance callbacks ---------------------------------------------------------------
     def _on_assigned(self, partitions: list[TP]) -> dict[TP, int]:
+        self._assigned_at = time.monotonic()
         held = self._writer.resume_offsets(self.settings.group_id)
         positions = {tp: held[tp] for tp in partitions if tp in held}
         log.info(
@@ -97,9 +99,7 @@ class IngestWorker:
         """Ask the loop to commit the batch in hand and return (safe from a signal handler)."""
         self._stop = True
 
-    def run(
-        self, until_idle: float | None = None, on_tick: Callable[[RunStats], None] | None = None
-    ) -> RunStats:
+    def run(self, until_idle: float | None = None, on_tick: Callable[[RunStats], None] | None = None) -> RunStats:
         """Consume until stopped (or until every topic has been quiet for ``until_idle`` seconds)."""
         s = self.settings
         last_record = time.monotonic()
@@ -114,7 +114,9 @@ class IngestWorker:
                     self.flush()
                 if on_tick is not None:
                     on_tick(self.stats)
-                if until_idle is not None and now - last_record >= until_idle and not len(self._buffer):
+                # idle time counts from the last record, or from joining the group
+                quiet_since = max(last_record, self._assigned_at or now)
+                if until_idle is not None and now - quiet_since >= until_idle and not len(self._buffer):
                     log.info("idle_exit", worker=self.worker_id, idle_seconds=until_idle)
                     break
             self.flush()

@@ -58,8 +58,7 @@ class RecordValidator:
         self._max = max_message_bytes
         self._catalogue = catalogue or load_topic_catalogue()
         self._validators = {
-            key: jsonschema_rs.validator_for(load_schema(key.interface, key.version))
-            for key in list_schemas()
+            key: jsonschema_rs.validator_for(load_schema(key.interface, key.version)) for key in list_schemas()
         }
         self._interfaces = {key.interface for key in self._validators}
 
@@ -86,9 +85,7 @@ class RecordValidator:
             interface = s0["interfaceID"]
             version = s0["schemaVersion"]
         except (KeyError, TypeError):
-            return Rejection(
-                "invalid_envelope", "expected an object with CommonBlock.S0.interfaceID and schemaVersion"
-            )
+            return Rejection("invalid_envelope", "expected an object with CommonBlock.S0.interfaceID and schemaVersion")
         if not isinstance(interface, str) or not isinstance(version, str):
             return Rejection("invalid_envelope", "interfaceID and schemaVersion must be strings")
         spec = self._catalogue.by_name(topic)
@@ -97,9 +94,7 @@ class RecordValidator:
         if interface not in self._interfaces:
             return Rejection("unknown_interface", f"no schema for interface {interface!r}")
         if spec.interface != interface:
-            return Rejection(
-                "topic_mismatch", f"{interface} published on {topic}, which carries {spec.interface}"
-            )
+            return Rejection("topic_mismatch", f"{interface} published on {topic}, which carries {spec.interface}")
         validator = self._validators.get(SchemaKey(interface, version))
         if validator is None:
             return Rejection("unknown_schema_version", f"no schema for {interface} version {version!r}")

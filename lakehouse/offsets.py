@@ -34,10 +34,7 @@ def decode_offsets(raw: str | None) -> GroupOffsets:
 
 def encode_offsets(offsets: GroupOffsets) -> str:
     """Serialise offsets deterministically (sorted) for a snapshot summary."""
-    doc = {
-        group: {f"{t}:{p}": n for (t, p), n in sorted(parts.items())}
-        for group, parts in sorted(offsets.items())
-    }
+    doc = {group: {f"{t}:{p}": n for (t, p), n in sorted(parts.items())} for group, parts in sorted(offsets.items())}
     return orjson.dumps(doc).decode()
 
 

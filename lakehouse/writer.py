@@ -136,9 +136,7 @@ def commit_batch(
     """
     q_commit = None
     if quarantined.num_rows:
-        q_commit = append_with_offsets(
-            quarantine_table, quarantined, group, next_offsets, properties, max_attempts
-        )
+        q_commit = append_with_offsets(quarantine_table, quarantined, group, next_offsets, properties, max_attempts)
     e_commit = append_with_offsets(events_table, events, group, next_offsets, properties, max_attempts)
     return CommitResult(e_commit, q_commit, dict(next_offsets))
 
@@ -207,6 +205,4 @@ class LandingWriter:
 
     def maintain(self) -> dict[str, int]:
         """Expire old snapshots of both tables; return how many each lost."""
-        return {
-            ".".join(t.name()): expire_old_snapshots(t, self.settings) for t in (self.events, self.quarantine)
-        }
+        return {".".join(t.name()): expire_old_snapshots(t, self.settings) for t in (self.events, self.quarantine)}

@@ -222,9 +222,7 @@ CUSTOM: dict[str, tuple[list[str], bool, dict[str, Any]]] = {
         obj(
             {
                 "effectiveToDate": DATE,
-                "deAppointmentReason": {
-                    "enum": ["CSUPP", "CSERV", "DEREG", "CSEGM", "CCONN", "IMPEXP", "RELATED"]
-                },
+                "deAppointmentReason": {"enum": ["CSUPP", "CSERV", "DEREG", "CSEGM", "CCONN", "IMPEXP", "RELATED"]},
                 "appointment": APPOINTMENT,
             }
         ),

@@ -150,9 +150,7 @@ def apply_malformed_fault(
         raw = record.value or b"{}"
         value = raw[:-1] + b" " * (max_message_bytes + 1024) + raw[-1:]
     elif fault == "topic_mismatch":
-        return SimRecord(
-            other_topic, record.key, record.value, headers, record.transaction_id, record.interface
-        )
+        return SimRecord(other_topic, record.key, record.value, headers, record.transaction_id, record.interface)
     else:
         msg = copy.deepcopy(message)
         custom = msg["CustomBlock"]

@@ -404,9 +404,7 @@ class Simulation:
             distributor_dip=m.ldso[mp.distributor].dip_id,
         )
 
-    def _consumption(
-        self, day: date, revisions: list[tuple[MeterPoint, str, np.ndarray, str]]
-    ) -> Iterator[SimRecord]:
+    def _consumption(self, day: date, revisions: list[tuple[MeterPoint, str, np.ndarray, str]]) -> Iterator[SimRecord]:
         """IF-021 for every energised channel on ``day``, with estimates, faults, IF-013/014."""
         rng = self._rng
         m = self.market
@@ -422,11 +420,7 @@ class Simulation:
             [
                 "solar"
                 if q == "AE"
-                else (
-                    "domestic"
-                    if mp.domestic
-                    else {"S": "business", "A": "advanced", "U": "unmetered"}[mp.segment]
-                )
+                else ("domestic" if mp.domestic else {"S": "business", "A": "advanced", "U": "unmetered"}[mp.segment])
                 for mp, q in channels
             ]
         )
@@ -557,9 +551,7 @@ class Simulation:
         )
         yield self._emit(warn)
 
-    def _revisions(
-        self, pending: list[tuple[MeterPoint, str, np.ndarray, str]], day: date
-    ) -> Iterator[SimRecord]:
+    def _revisions(self, pending: list[tuple[MeterPoint, str, np.ndarray, str]], day: date) -> Iterator[SimRecord]:
         """Revised IF-021 (all actuals, new transaction) for yesterday's estimated channels."""
         for i, (mp, quantity, values, settlement) in enumerate(pending):
             sd = date.fromisoformat(settlement)
@@ -617,9 +609,7 @@ class Simulation:
                         {
                             "loadShapeCategory": "NDOM",
                             "meteringPointCount": len(points) - dom,
-                            "totalConsumption": round(
-                                sum(p.base_kwh for p in points if not p.domestic) * 48, 3
-                            ),
+                            "totalConsumption": round(sum(p.base_kwh for p in points if not p.domestic) * 48, 3),
                         },
                     ],
                 },

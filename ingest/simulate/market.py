@@ -109,8 +109,7 @@ def build_participants(rng: np.random.Generator) -> Market:
 
     def make(role: str, n: int) -> list[Participant]:
         return [
-            Participant(m, role, d)
-            for m, d in zip(_mpids(rng, n, mpids_taken), _dip_ids(rng, n, dips), strict=True)
+            Participant(m, role, d) for m, d in zip(_mpids(rng, n, mpids_taken), _dip_ids(rng, n, dips), strict=True)
         ]
 
     suppliers = make("SUP", SUPPLIER_COUNT)
@@ -174,9 +173,7 @@ def _postcode(rng: np.random.Generator) -> str:
     return f"{area}{district} {sector}{unit}"
 
 
-def build_meter_points(
-    rng: np.random.Generator, market: Market, n: int, start_ordinal: int
-) -> list[MeterPoint]:
+def build_meter_points(rng: np.random.Generator, market: Market, n: int, start_ordinal: int) -> list[MeterPoint]:
     """Create ``n`` meter points with valid MPANs and a coherent initial registration."""
     from datetime import date
 

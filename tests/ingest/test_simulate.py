@@ -53,9 +53,7 @@ def test_every_mpan_passes_the_check_digit_except_those_the_manifest_marks(tmp_p
     )
     assert result.exit_code == 0, result.output
     marked = {
-        f["transaction_id"]
-        for f in orjson.loads(manifest.read_bytes())["faults"]
-        if f["fault"] == "bad_check_digit"
+        f["transaction_id"] for f in orjson.loads(manifest.read_bytes())["faults"] if f["fault"] == "bad_check_digit"
     }
     bad_seen = set()
     checked = 0
@@ -95,9 +93,7 @@ def test_high_fault_rates_inject_every_kind_and_the_validator_agrees() -> None:
 
 def test_consumption_has_48_periods_with_3_decimals_and_utc_ends() -> None:
     sim = Simulation(
-        SimulationParams(
-            mpans=50, days=1, start=date(2026, 10, 25), seed=1, business_fault_rate=0, malformed_rate=0
-        )
+        SimulationParams(mpans=50, days=1, start=date(2026, 10, 25), seed=1, business_fault_rate=0, malformed_rate=0)
     )
     seen = 0
     for rec in sim.records():

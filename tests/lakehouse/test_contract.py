@@ -74,9 +74,7 @@ def test_schema_compiles_and_requires_its_settlement_date(key: object) -> None:
     assert spec is not None
     custom = schema["properties"]["CustomBlock"]
     assert spec.settlement_date in custom["required"]
-    assert schema["properties"]["CommonBlock"]["properties"]["S0"]["properties"]["interfaceID"] == {
-        "const": interface
-    }
+    assert schema["properties"]["CommonBlock"]["properties"]["S0"]["properties"]["interfaceID"] == {"const": interface}
 
 
 def test_unknown_schema_raises_key_error() -> None:

@@ -1,0 +1,131 @@
+"""Ingest against the real broker: every record lands exactly once, malformed ones in quarantine."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from ingest.service import IngestWorker
+from ingest.settings import IngestSettings
+from lakehouse.read import read_table
+from lakehouse.settings import LakehouseSettings
+from lakehouse.tables import EVENTS, QUARANTINE
+from tests.ingest.conftest import assert_exactly_once, ingest_env, publish_market, spawn_ingest
+
+
+def _worker(bootstrap: str, lake: LakehouseSettings, group: str, **kw: object) -> IngestWorker:
+    settings = IngestSettings(kafka_bootstrap=bootstrap, group_id=group, session_timeout_ms=6000, **kw)  # type: ignore[arg-type]
+    return IngestWorker(settings, lake, bootstrap)
+
+
+def test_malformed_matrix_is_quarantined_with_its_code_and_good_records_land(
+    kafka_bootstrap: str, broker_settings: IngestSettings, lake: LakehouseSettings
+) -> None:
+    sim = publish_market(
+        kafka_bootstrap, broker_settings, mpans=300, days=1, seed=21, business_fault_rate=0.04, malformed_rate=0.06
+    )
+    worker = _worker(kafka_bootstrap, lake, f"matrix-{uuid.uuid4().hex[:6]}", batch_max_records=2000)
+    stats = worker.run(until_idle=4)
+    assert stats.commits >= 1
+    assert_exactly_once(kafka_bootstrap, broker_settings, lake)
+
+    q = read_table(lake, QUARANTINE, ["transaction_id", "error_code", "error_reason", "value"]).to_pylist()
+    by_txn = {}
+    for row in q:
+        by_txn.setdefault(row["transaction_id"], []).append(row)
+    expected = [f for f in sim.faults if f.kind == "malformed"]
+    assert {f.expected_code for f in expected} >= {
+        "invalid_json",
+        "invalid_utf8",
+        "invalid_envelope",
+        "schema_violation",
+        "unknown_interface",
+        "unknown_schema_version",
+        "missing_settlement_date",
+        "invalid_settlement_date",
+        "tombstone",
+        "oversized",
+        "topic_mismatch",
+    }
+    for fault in expected:
+        rows = by_txn.get(fault.transaction_id)
+        assert rows, f"{fault.fault} ({fault.transaction_id}) is not in quarantine"
+        assert fault.expected_code in {r["error_code"] for r in rows}, (fault, rows)
+        assert all(r["error_reason"] for r in rows)
+    # business-rule defects are not ingest's business: they land as ordinary events
+    events = read_table(lake, EVENTS, ["transaction_id", "value"])
+    landed_txns = set(events["transaction_id"].to_pylist())
+    for fault in (f for f in sim.faults if f.kind == "business"):
+        assert fault.transaction_id in landed_txns, fault
+
+
+def test_values_are_stored_byte_for_byte(
+    kafka_bootstrap: str, broker_settings: IngestSettings, lake: LakehouseSettings
+) -> None:
+    sim = publish_market(
+        kafka_bootstrap, broker_settings, mpans=40, days=1, seed=33, malformed_rate=0.0, business_fault_rate=0.0
+    )
+    produced = {}
+    for rec in sim.published:  # type: ignore[attr-defined]
+        produced[rec.transaction_id] = rec.value
+    worker = _worker(kafka_bootstrap, lake, f"bytes-{uuid.uuid4().hex[:6]}")
+    worker.run(until_idle=3)
+    events = read_table(lake, EVENTS, ["transaction_id", "value", "settlement_date", "interface_id"]).to_pylist()
+    matched = 0
+    for row in events:
+        if row["transaction_id"] in produced:
+            assert row["value"] == produced[row["transaction_id"]]
+            matched += 1
+    assert matched == len(produced)
+
+
+def test_exactly_once_under_repeated_kill_9(
+    kafka_bootstrap: str, broker_settings: IngestSettings, lake: LakehouseSettings, tmp_path: Path
+) -> None:
+    publish_market(kafka_bootstrap, broker_settings, mpans=300, days=2, seed=44)
+    env = ingest_env(
+        kafka_bootstrap,
+        lake,
+        f"kill-{uuid.uuid4().hex[:6]}",
+        MHHS_BATCH_MAX_RECORDS="400",
+        MHHS_BATCH_MAX_SECONDS="0.3",
+    )
+    rng = random.Random(9)
+    log = tmp_path / "ingest.log"
+    kills = 0
+    while kills < 5:
+        proc = spawn_ingest(env, until_idle=30, log=log)
+        time.sleep(rng.uniform(3.0, 7.0))
+        if proc.poll() is not None:
+            break  # it finished everything before we could kill it
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    assert kills == 5, "ingest finished before 5 kills: make the data set larger"
+    final = spawn_ingest(env, until_idle=6, log=log)
+    assert final.wait(timeout=300) == 0, log.read_text()[-2000:]
+    assert assert_exactly_once(kafka_bootstrap, broker_settings, lake) > 3000
+
+
+def test_sigterm_commits_the_batch_in_hand_and_exits_zero(
+    kafka_bootstrap: str, broker_settings: IngestSettings, lake: LakehouseSettings, tmp_path: Path
+) -> None:
+    publish_market(kafka_bootstrap, broker_settings, mpans=60, days=1, seed=55)
+    env = ingest_env(
+        kafka_bootstrap,
+        lake,
+        f"term-{uuid.uuid4().hex[:6]}",
+        MHHS_BATCH_MAX_SECONDS="3600",
+        MHHS_BATCH_MAX_RECORDS="10000000",
+    )
+    log = tmp_path / "ingest.log"
+    proc = spawn_ingest(env, until_idle=600, log=log)
+    time.sleep(12)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
+    landed = read_table(lake, EVENTS, ["offset"]).num_rows + read_table(lake, QUARANTINE, ["offset"]).num_rows
+    assert landed > 0  # nothing was due by size or time: only SIGTERM committed it
+    assert_exactly_once(kafka_bootstrap, broker_settings, lake)

@@ -1,0 +1,68 @@
+"""Ingest under rebalances and broker outages, with the real broker: still exactly once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ingest.localbroker import start_local_broker, stop_local_broker
+from ingest.settings import IngestSettings
+from lakehouse.settings import LakehouseSettings
+from tests.ingest.conftest import assert_exactly_once, ingest_env, publish_market, spawn_ingest
+
+
+def test_two_workers_and_a_third_joining_mid_run_land_everything_once(
+    kafka_bootstrap: str, broker_settings: IngestSettings, lake: LakehouseSettings, tmp_path: Path
+) -> None:
+    publish_market(kafka_bootstrap, broker_settings, mpans=300, days=2, seed=66)
+    env = ingest_env(
+        kafka_bootstrap,
+        lake,
+        f"trio-{uuid.uuid4().hex[:6]}",
+        MHHS_BATCH_MAX_RECORDS="300",
+        MHHS_BATCH_MAX_SECONDS="0.3",
+    )
+    log = tmp_path / "ingest.log"
+    first = [spawn_ingest({**env, "MHHS_WORKER_ID": f"w{i}"}, until_idle=15, log=log) for i in (1, 2)]
+    time.sleep(8)
+    third = spawn_ingest({**env, "MHHS_WORKER_ID": "w3"}, until_idle=15, log=log)
+    for proc in [*first, third]:
+        assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+    assert assert_exactly_once(kafka_bootstrap, broker_settings, lake) > 3000
+
+
+@pytest.fixture()
+def own_broker(tmp_path: Path) -> IngestSettings:
+    """A broker private to one test, so it can be stopped and restarted."""
+    settings = IngestSettings(kafka_data_dir=tmp_path / "kafka")
+    start_local_broker(settings)
+    yield settings  # type: ignore[misc]
+    stop_local_broker(settings)
+
+
+def test_broker_stopped_and_restarted_mid_run_loses_nothing(
+    own_broker: IngestSettings, lake: LakehouseSettings, tmp_path: Path
+) -> None:
+    broker = start_local_broker(own_broker)  # idempotent: the running one
+    settings = own_broker.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+    publish_market(broker.bootstrap, settings, mpans=300, days=2, seed=77)
+    env = ingest_env(
+        broker.bootstrap,
+        lake,
+        f"outage-{uuid.uuid4().hex[:6]}",
+        MHHS_BATCH_MAX_RECORDS="300",
+        MHHS_BATCH_MAX_SECONDS="0.3",
+    )
+    log = tmp_path / "ingest.log"
+    proc = spawn_ingest(env, until_idle=40, log=log)
+    time.sleep(6)
+    assert stop_local_broker(own_broker)
+    time.sleep(8)
+    again = start_local_broker(own_broker)
+    assert again.bootstrap == broker.bootstrap
+    publish_market(broker.bootstrap, settings, mpans=100, days=1, seed=78)  # more after the outage
+    assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+    assert assert_exactly_once(broker.bootstrap, settings, lake) > 3000
