@@ -7,6 +7,7 @@ from datetime import datetime
 import typer
 
 from ingest import cli as ingest_cli
+from lakehouse import cli as lake_cli
 from mhhs.logs import configure_logging
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app.command("simulate")(ingest_cli.simulate)
 app.command("publish")(ingest_cli.publish_file)
 app.command("topics")(ingest_cli.topics_summary)
 app.command("ingest")(ingest_cli.ingest_command)
+app.add_typer(lake_cli.lake_app, name="lake")
 
 
 @app.callback()

@@ -1,0 +1,121 @@
+"""Commit latency as the table ages: 2,000+ commits of 1,000 IF-021 rows through the ingest writer.
+
+Usage: python bench/commit_latency.py [--commits 2000] [--control 300]
+The managed run merges manifests, bounds metadata versions and expires snapshots every 50
+commits (the product's defaults); the control run, in the same process, never expires. The
+figure of merit is p50(last 100 commits) / p50(first 100 commits): flat is ~1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import percentile, write_results
+from ingest.broker import PolledRecords
+from ingest.decode import decode_batch
+from ingest.simulate.generate import Simulation, SimulationParams
+from ingest.validate import RecordValidator
+from lakehouse.settings import LakehouseSettings
+from lakehouse.writer import LandingWriter
+
+TOPIC = "mhhs.consumption.if-021"
+
+
+def sample_batch(rows: int) -> pa.Table:
+    sim = Simulation(
+        SimulationParams(mpans=rows, days=1, start=date(2026, 1, 1), seed=2, business_fault_rate=0, malformed_rate=0)
+    )
+    polled = PolledRecords.empty()
+    for rec in sim.records():
+        if rec.interface != "IF-021" or len(polled) >= rows:
+            continue
+        polled.topics.append(TOPIC)
+        polled.partitions.append(0)
+        polled.offsets.append(len(polled.offsets))
+        polled.timestamps_ms.append(1_767_225_600_000)
+        polled.timestamp_types.append(0)
+        polled.keys.append(rec.key)
+        polled.values.append(rec.value)
+        polled.headers.append(list(rec.headers))
+    return decode_batch(polled, RecordValidator(1 << 20), "bench", "b", datetime.now(UTC)).events
+
+
+def run(warehouse: Path, commits: int, batch: pa.Table, maintain_every: int) -> list[float]:
+    lake = LakehouseSettings(
+        warehouse=str(warehouse),
+        maintenance_every_commits=maintain_every,
+        keep_last_snapshots=10,
+        snapshot_retention_hours=0,
+    )
+    writer = LandingWriter(lake)
+    empty = batch.slice(0, 0)
+    n = batch.num_rows
+    latencies = []
+    for i in range(commits):
+        rows = batch.set_column(batch.schema.get_field_index("offset"), "offset", pc.add(batch.column("offset"), i * n))
+        t = time.perf_counter()
+        writer.commit(rows, empty, "bench", {(TOPIC, 0): (i + 1) * n}, {}, max_attempts=5)
+        if (i + 1) % maintain_every == 0:
+            writer.maintain()
+        latencies.append(time.perf_counter() - t)
+        if (i + 1) % 250 == 0:
+            print(f"  {warehouse.name}: {i + 1} commits, last p50 {percentile(latencies[-100:], 0.5):.3f}s", flush=True)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--commits", type=int, default=2000)
+    parser.add_argument("--control", type=int, default=300)
+    parser.add_argument("--rows", type=int, default=1000)
+    args = parser.parse_args()
+    batch = sample_batch(args.rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        managed = run(Path(tmp) / "managed", args.commits, batch, maintain_every=50)
+        control = run(Path(tmp) / "control", args.control, batch, maintain_every=10**9)
+
+    def stats(lat: list[float]) -> dict[str, float]:
+        first, last = lat[:100], lat[-100:]
+        return {
+            "commits": len(lat),
+            "first100_p50_s": round(percentile(first, 0.5), 4),
+            "last100_p50_s": round(percentile(last, 0.5), 4),
+            "last100_p95_s": round(percentile(last, 0.95), 4),
+            "growth_ratio": round(percentile(last, 0.5) / percentile(first, 0.5), 3),
+        }
+
+    figures = {"rows_per_commit": batch.num_rows, "managed": stats(managed), "control_no_expiry": stats(control)}
+    rows = [
+        (
+            name,
+            str(s["commits"]),
+            f"{s['first100_p50_s']:.3f}",
+            f"{s['last100_p50_s']:.3f}",
+            f"{s['last100_p95_s']:.3f}",
+            f"{s['growth_ratio']:.2f}",
+        )
+        for name, s in (
+            ("managed (product)", figures["managed"]),
+            ("control (no expiry)", figures["control_no_expiry"]),
+        )
+    ]
+    write_results(
+        "commit_latency",
+        figures,
+        rows,
+        ("run", "commits", "p50 first 100 s", "p50 last 100 s", "p95 last 100 s", "last/first"),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Ingest throughput: a plain kafka-python consumer (baseline) vs `mhhs ingest`, same N IF-021.
+
+Usage: python bench/ingest.py [--messages N]
+Reports messages/s and MB/s for both, the ratio, peak RSS of the ingest process, commit
+latency p50/p95 and data files per partition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import orjson
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import broker, percentile, write_results
+from ingest.broker import TopicPlan, ensure_topics, publish
+from ingest.simulate.generate import Simulation, SimulationParams
+
+
+def produce(bootstrap: str, api: tuple[int, ...], topic: str, n: int) -> tuple[int, int]:
+    mpans = max(1, n // 10)
+    sim = Simulation(
+        SimulationParams(mpans=mpans, days=12, start=date(2026, 1, 1), seed=1, business_fault_rate=0, malformed_rate=0)
+    )
+    sent = 0
+    nbytes = 0
+
+    def records():  # type: ignore[no-untyped-def]
+        nonlocal sent, nbytes
+        for rec in sim.records():
+            if rec.interface != "IF-021":
+                continue
+            if sent >= n:
+                return
+            sent += 1
+            nbytes += len(rec.value or b"")
+            yield rec.as_out().__class__(topic, rec.key, rec.value, rec.headers)
+
+    publish(bootstrap, api, records())
+    return sent, nbytes
+
+
+def baseline(bootstrap: str, api: tuple[int, ...], topic: str, n: int) -> float:
+    """Seconds for a plain consumer to read and JSON-decode all n messages."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        api_version=api,
+        group_id=f"base-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    seen = 0
+    start = None
+    while seen < n:
+        batch = consumer.poll(timeout_ms=1000, max_records=10_000)
+        if start is None and batch:
+            start = time.perf_counter()
+        for msgs in batch.values():
+            for m in msgs:
+                orjson.loads(m.value)
+                seen += 1
+    elapsed = time.perf_counter() - (start or time.perf_counter())
+    consumer.close()
+    return elapsed
+
+
+def run_ingest(
+    bootstrap: str, topic_env: dict[str, str], warehouse: Path, log: Path
+) -> tuple[float, float, list[float]]:
+    env = dict(os.environ)
+    env.update(topic_env)
+    env.update(
+        {
+            "MHHS_KAFKA_BOOTSTRAP": bootstrap,
+            "MHHS_WAREHOUSE": str(warehouse),
+            "MHHS_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+            "MHHS_LOG_LEVEL": "INFO",
+        }
+    )
+    started = time.perf_counter()
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mhhs", "ingest", "--until-idle", "5"], env=env, stdout=subprocess.DEVNULL, stderr=fh
+        )
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, ps.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.2)
+    total = time.perf_counter() - started
+    commits, first, last = [], None, None
+    for line in log.read_bytes().splitlines():
+        try:
+            ev = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if ev.get("event") == "partitions_assigned" and first is None:
+            first = ev["timestamp"]
+        if ev.get("event") == "batch_committed":
+            commits.append(float(ev["commit_seconds"]))
+            last = ev["timestamp"]
+    from datetime import datetime
+
+    busy = total
+    if first and last:
+        busy = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+    return busy, peak / 2**20, commits
+
+
+def files_per_partition(warehouse: Path) -> tuple[int, int]:
+    from lakehouse.catalog import open_catalog
+    from lakehouse.read import read_table  # noqa: F401  (ensures the package imports)
+    from lakehouse.settings import LakehouseSettings
+    from lakehouse.tables import EVENTS, ensure_table
+
+    lake = LakehouseSettings(warehouse=str(warehouse))
+    table = ensure_table(open_catalog(lake), lake, EVENTS)
+    files = table.inspect.files()
+    parts = {str(p) for p in files.column("partition").to_pylist()}
+    return files.num_rows, len(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        bootstrap, settings = broker(root / "kafka")
+        api = settings.api_version_tuple()
+        topic = "mhhs.consumption.if-021"
+        ensure_topics(bootstrap, api, [TopicPlan(topic, 6, (("max.message.bytes", "8388608"),))])
+        t0 = time.perf_counter()
+        n, nbytes = produce(bootstrap, api, topic, args.messages)
+        produce_s = time.perf_counter() - t0
+        base_s = baseline(bootstrap, api, topic, n)
+        ingest_s, peak_mb, commits = run_ingest(bootstrap, {}, root / "warehouse", root / "ingest.log")
+        files, partitions = files_per_partition(root / "warehouse")
+    mb = nbytes / 2**20
+    figures = {
+        "messages": n,
+        "megabytes": round(mb, 1),
+        "produce_seconds": round(produce_s, 2),
+        "baseline": {"seconds": round(base_s, 2), "msgs_per_s": round(n / base_s), "mb_per_s": round(mb / base_s, 1)},
+        "ingest": {
+            "seconds": round(ingest_s, 2),
+            "msgs_per_s": round(n / ingest_s),
+            "mb_per_s": round(mb / ingest_s, 1),
+            "peak_rss_mb": round(peak_mb),
+            "commits": len(commits),
+            "commit_p50_s": round(percentile(commits, 0.5), 3),
+            "commit_p95_s": round(percentile(commits, 0.95), 3),
+            "data_files": files,
+            "partitions": partitions,
+            "files_per_partition": round(files / max(1, partitions), 2),
+        },
+        "ratio_ingest_to_baseline": round(base_s / ingest_s, 3),
+    }
+    rows = [
+        ("baseline (kafka-python + orjson)", f"{n / base_s:,.0f}", f"{mb / base_s:,.1f}", "-", "-"),
+        (
+            "mhhs ingest (committed Iceberg)",
+            f"{n / ingest_s:,.0f}",
+            f"{mb / ingest_s:,.1f}",
+            f"{peak_mb:,.0f}",
+            f"{percentile(commits, 0.5):.3f} / {percentile(commits, 0.95):.3f}",
+        ),
+        ("ratio ingest / baseline", f"{base_s / ingest_s:.3f}", "", "", ""),
+    ]
+    write_results("ingest", figures, rows, ("path", "msgs/s", "MB/s", "peak RSS MB", "commit p50/p95 s"))
+
+
+if __name__ == "__main__":
+    main()

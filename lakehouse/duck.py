@@ -1,0 +1,51 @@
+"""DuckDB over the Iceberg tables, offline: the extensions come from PyPI packages, not the web."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import duckdb
+from pyiceberg.table import Table
+
+from lakehouse.errors import LakehouseError
+
+
+def _extension_path(package: str, name: str) -> str:
+    path = resources.files(package).joinpath("extensions", f"v{duckdb.__version__}", f"{name}.duckdb_extension")
+    if not path.is_file():
+        raise LakehouseError(f"{package} has no {name} extension for duckdb {duckdb.__version__}")
+    return str(path)
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the avro and iceberg extensions loaded from local files.
+
+    Raises:
+        LakehouseError: if the extension packages do not match the installed DuckDB.
+    """
+    conn = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    conn.execute(f"LOAD '{_extension_path('duckdb_extension_avro', 'avro')}'")
+    conn.execute(f"LOAD '{_extension_path('duckdb_extension_iceberg', 'iceberg')}'")
+    conn.execute("SET enable_progress_bar = false")
+    if threads:
+        conn.execute(f"SET threads = {int(threads)}")
+    return conn
+
+
+def iceberg_scan_sql(table: Table, snapshot_id: int | None = None) -> str:
+    """A FROM-clause expression reading ``table`` as of ``snapshot_id`` (default: current)."""
+    location = table.metadata_location.replace("'", "''")
+    if snapshot_id is None:
+        return f"iceberg_scan('{location}')"
+    return f"iceberg_scan('{location}', snapshot_from_id => {int(snapshot_id)})"
+
+
+def create_views(
+    conn: duckdb.DuckDBPyConnection, tables: dict[str, Table], snapshots: dict[str, int | None] | None = None
+) -> None:
+    """One view per table (named as the table), each pinned to its snapshot in ``snapshots``."""
+    for name, table in tables.items():
+        if table.current_snapshot() is None:
+            continue
+        snap = (snapshots or {}).get(name)
+        conn.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {iceberg_scan_sql(table, snap)}')

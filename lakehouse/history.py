@@ -1,0 +1,113 @@
+"""Immutable history: list snapshots, resolve "as of" a snapshot ID, a time or a tag, pin tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyiceberg.table import Table
+from pyiceberg.table.refs import SnapshotRefType
+
+from lakehouse.errors import LakehouseError, SnapshotNotFoundError
+from lakehouse.offsets import snapshot_offsets
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """One snapshot: id, parent, when, operation, row counts, tags and recorded offsets."""
+
+    snapshot_id: int
+    parent_id: int | None
+    committed_at: datetime
+    operation: str
+    added_records: int
+    total_records: int
+    tags: tuple[str, ...]
+    offsets: dict[str, dict[str, int]]
+
+
+def _int(summary: object, key: str) -> int:
+    raw = summary[key] if summary is not None else None  # type: ignore[index]
+    try:
+        return int(raw) if raw is not None else 0
+    except ValueError:
+        return 0
+
+
+def list_snapshots(table: Table) -> list[SnapshotInfo]:
+    """Every retained snapshot, oldest first."""
+    tags: dict[int, list[str]] = {}
+    for name, ref in table.metadata.refs.items():
+        if ref.snapshot_ref_type == SnapshotRefType.TAG:
+            tags.setdefault(ref.snapshot_id, []).append(name)
+    out = []
+    for snap in sorted(table.metadata.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0)):
+        summary = snap.summary
+        offsets = {
+            group: {f"{t}:{p}": n for (t, p), n in sorted(parts.items())}
+            for group, parts in snapshot_offsets(table, snap).items()
+        }
+        out.append(
+            SnapshotInfo(
+                snapshot_id=snap.snapshot_id,
+                parent_id=snap.parent_snapshot_id,
+                committed_at=datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC),
+                operation=str(summary.operation.value) if summary is not None else "unknown",
+                added_records=_int(summary, "added-records"),
+                total_records=_int(summary, "total-records"),
+                tags=tuple(sorted(tags.get(snap.snapshot_id, []))),
+                offsets=offsets,
+            )
+        )
+    return out
+
+
+def resolve_snapshot(
+    table: Table, snapshot_id: int | None = None, as_of: datetime | None = None, tag: str | None = None
+) -> int | None:
+    """The snapshot to read: by ID, by tag, or the last one committed at or before ``as_of``.
+
+    Returns None for an empty table read at its current state.
+
+    Raises:
+        SnapshotNotFoundError: if the ID, tag or time is outside the retained history.
+        LakehouseError: if more than one of the three is given.
+    """
+    given = sum(x is not None for x in (snapshot_id, as_of, tag))
+    name = ".".join(table.name())
+    if given > 1:
+        raise LakehouseError("give at most one of snapshot_id, as_of and tag")
+    if snapshot_id is not None:
+        if table.metadata.snapshot_by_id(snapshot_id) is None:
+            raise SnapshotNotFoundError(name, str(snapshot_id))
+        return snapshot_id
+    if tag is not None:
+        ref = table.metadata.refs.get(tag)
+        if ref is None or ref.snapshot_ref_type != SnapshotRefType.TAG:
+            raise SnapshotNotFoundError(name, f"tag {tag}")
+        return ref.snapshot_id
+    if as_of is not None:
+        at_ms = int(as_of.timestamp() * 1000)
+        candidates = [s for s in table.metadata.snapshots if s.timestamp_ms <= at_ms]
+        if not candidates:
+            raise SnapshotNotFoundError(name, f"as of {as_of.isoformat()}")
+        return max(candidates, key=lambda s: (s.timestamp_ms, s.sequence_number or 0)).snapshot_id
+    current = table.current_snapshot()
+    return current.snapshot_id if current else None
+
+
+def create_tag(table: Table, name: str, snapshot_id: int | None = None) -> int:
+    """Pin ``snapshot_id`` (default: current) under tag ``name``; return the snapshot ID.
+
+    Raises:
+        LakehouseError: if the table is empty or the tag already exists.
+        SnapshotNotFoundError: if the snapshot is not retained.
+    """
+    table.refresh()
+    if name in table.metadata.refs:
+        raise LakehouseError(f"tag {name!r} already exists on {'.'.join(table.name())}")
+    target = resolve_snapshot(table, snapshot_id=snapshot_id)
+    if target is None:
+        raise LakehouseError(f"{'.'.join(table.name())} has no snapshot to tag yet")
+    table.manage_snapshots().create_tag(target, name).commit()
+    return target
