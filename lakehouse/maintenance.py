@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.table import Table
 
 from lakehouse.errors import CommitConflictError
@@ -129,66 +132,95 @@ def content_checksum(rows: pa.Table) -> tuple[int, str]:
     return int(count), f"{int(digest):016x}"
 
 
-def _partition_filter(partition: dict[str, object]) -> BooleanExpression:
-    expr: BooleanExpression = AlwaysTrue()
-    for k, v in partition.items():
-        literal = v.isoformat() if isinstance(v, date) else v
-        expr = And(expr, EqualTo(term=k, value=literal))  # type: ignore[arg-type]
-    return expr
+def _read_files(table: Table, paths: list[str]) -> pa.Table:
+    parts = []
+    for path in paths:
+        with table.io.new_input(path).open() as fh:
+            parts.append(pq.read_table(fh))
+    return pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+
+
+def _rewrite_group(
+    table: Table, group: list[tuple[tuple[tuple[str, object], ...], list[Any]]], sort_by: tuple[str, ...]
+) -> tuple[int, str]:
+    """Replace the files of ``group``'s partitions with one sorted file each, in one commit."""
+    old_files = [f for _, files in group for f in files]
+    before = _read_files(table, [f.file_path for f in old_files])
+    ordered = before.sort_by([(c, "ascending") for c in ("topic", *sort_by) if c in before.column_names])
+    ordered = ordered.cast(table.schema().as_arrow()) if ordered.num_rows else ordered
+    current = table.current_snapshot()
+    props = {"mhhs.compaction": "true"}
+    held = current.summary[OFFSETS_KEY] if current is not None and current.summary is not None else None
+    if held:
+        props[OFFSETS_KEY] = held  # carry the ingest positions forward unchanged
+    with table.transaction() as tx:
+        new_files = list(
+            _dataframe_to_data_files(table_metadata=tx.table_metadata, df=ordered, io=table.io, write_uuid=uuid.uuid4())
+        )
+        after = _read_files(table, [f.file_path for f in new_files])
+        if content_checksum(before) != content_checksum(after):  # pragma: no cover - invariant
+            raise RuntimeError("compaction would change rows; nothing committed")
+        with tx.update_snapshot(snapshot_properties=props).overwrite() as rewrite:
+            for f in old_files:
+                rewrite.delete_data_file(f)
+            for f in new_files:
+                rewrite.append_data_file(f)
+    return content_checksum(after)
 
 
 def compact_table(
-    table: Table, min_files: int = 2, max_attempts: int = 20, sort_by: tuple[str, ...] = ("partition", "offset")
+    table: Table,
+    min_files: int = 2,
+    max_attempts: int = 20,
+    sort_by: tuple[str, ...] = ("partition", "offset"),
+    partitions_per_commit: int = 256,
 ) -> CompactReport:
     """Rewrite every partition holding ``min_files`` or more files into one sorted file per partition.
 
-    Each partition is a separate commit that asserts the snapshot it read; a conflicting commit
-    (ingest appending meanwhile) makes it re-read and retry, so no committed row is lost.
+    Partitions are rewritten in groups, one commit per group that swaps exactly the files it read
+    for the files it wrote, and asserts the snapshot it planned from; a concurrent ingest commit
+    makes the group re-plan and retry, so no committed row is lost. Each group's row count and
+    checksum are verified before it is committed.
 
     Raises:
-        CommitConflictError: if a partition still conflicts after ``max_attempts``.
+        CommitConflictError: if a group still conflicts after ``max_attempts``.
     """
     table.refresh()
-    files = table.inspect.files()
-    by_partition: dict[tuple[tuple[str, object], ...], int] = defaultdict(int)
-    for part in files.column("partition").to_pylist():
-        by_partition[tuple(sorted(part.items()))] += 1
-    files_before = files.num_rows
+    files_before = len(list(table.scan().plan_files()))
     rewritten = 0
     total_rows = 0
     checks: list[str] = []
-    for key, count in sorted(by_partition.items(), key=lambda kv: str(kv[0])):
-        if count < min_files:
-            continue
-        part = dict(key)
-        for attempt in range(1, max_attempts + 1):
-            table.refresh()
-            current = table.current_snapshot()
-            before = table.scan(row_filter=_partition_filter(part)).to_arrow()
-            ordered = before.sort_by([(c, "ascending") for c in sort_by if c in before.column_names])
-            props = {"mhhs.compaction": "true"}
-            held = current.summary[OFFSETS_KEY] if current is not None and current.summary is not None else None
-            if held:
-                props[OFFSETS_KEY] = held  # carry the ingest positions forward unchanged
-            try:
-                table.overwrite(ordered, overwrite_filter=_partition_filter(part), snapshot_properties=props)
-            except CommitFailedException:
-                time.sleep(min(2.0, 0.05 * 2**attempt))
-                continue
-            after = table.scan(row_filter=_partition_filter(part)).to_arrow()
-            if content_checksum(before) != content_checksum(after):  # pragma: no cover - invariant
-                raise RuntimeError(f"compaction changed rows in {part}")
-            total_rows += after.num_rows
-            checks.append(content_checksum(after)[1])
-            rewritten += 1
+    done: set[tuple[tuple[str, object], ...]] = set()
+    attempt = 0
+    while True:
+        table.refresh()
+        by_partition: dict[tuple[tuple[str, object], ...], list[Any]] = defaultdict(list)
+        for task in table.scan().plan_files():
+            by_partition[tuple(sorted(task.file.partition.__dict__.items()))].append(task.file)
+        todo = sorted(
+            ((k, v) for k, v in by_partition.items() if len(v) >= min_files and k not in done),
+            key=lambda kv: str(kv[0]),
+        )
+        if not todo:
             break
-        else:
-            raise CommitConflictError(".".join(table.name()), max_attempts)
+        group = todo[:partitions_per_commit]
+        try:
+            rows, digest = _rewrite_group(table, group, sort_by)
+        except CommitFailedException:
+            attempt += 1
+            if attempt >= max_attempts:
+                raise CommitConflictError(".".join(table.name()), max_attempts) from None
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+            continue
+        done.update(k for k, _ in group)
+        rewritten += len(group)
+        total_rows += rows
+        checks.append(digest)
     table.refresh()
     return CompactReport(
         rewritten,
         files_before,
-        table.inspect.files().num_rows,
+        len(list(table.scan().plan_files())),
         total_rows,
         hashlib.sha256("".join(checks).encode()).hexdigest()[:16],
     )

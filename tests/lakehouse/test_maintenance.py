@@ -1,0 +1,85 @@
+"""Retention deletes only what nothing references; compaction changes no row."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from lakehouse.history import create_tag, list_snapshots
+from lakehouse.maintenance import compact_table, expire_table, live_files, whole_table_checksum
+from lakehouse.settings import LakehouseSettings
+from lakehouse.writer import LandingWriter
+from tests.lakehouse.conftest import GROUP, simulated_batches
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*") if p.is_file() and p.suffix in (".parquet", ".avro")}
+
+
+def test_expire_keeps_tags_and_newest_and_deletes_unreferenced_files(
+    landed: LandingWriter, lake: LakehouseSettings
+) -> None:
+    table = landed.events
+    first = list_snapshots(table)[0]
+    create_tag(table, "keep-me", first.snapshot_id)
+    rows_tagged = table.scan(snapshot_id=first.snapshot_id).to_arrow().num_rows
+    orphan = Path(table.location().removeprefix("file://")) / "data" / "orphan-from-a-crashed-commit.parquet"
+    orphan.write_bytes(b"not referenced by anything")
+
+    report = expire_table(table, lake, orphan_min_age=timedelta(0))
+
+    remaining = {s.snapshot_id for s in list_snapshots(table)}
+    assert first.snapshot_id in remaining  # tagged
+    assert len(remaining) == 1 + lake.keep_last_snapshots
+    assert report.snapshots_expired == 6 - len(remaining)
+    assert not orphan.exists()
+    assert table.scan(snapshot_id=first.snapshot_id).to_arrow().num_rows == rows_tagged
+    on_disk = {p.removeprefix("file://") for p in live_files(table)}
+    for path in on_disk:
+        assert Path(path).exists(), f"a live file was deleted: {path}"
+
+
+def test_young_unreferenced_files_are_left_for_the_next_run(landed: LandingWriter, lake: LakehouseSettings) -> None:
+    table = landed.events
+    inflight = Path(table.location().removeprefix("file://")) / "data" / "in-flight.parquet"
+    inflight.write_bytes(b"just written by a commit in progress")
+    expire_table(table, lake, orphan_min_age=timedelta(hours=1))
+    assert inflight.exists()
+
+
+def test_compaction_rewrites_small_files_without_changing_rows(landed: LandingWriter) -> None:
+    table = landed.events
+    before = whole_table_checksum(table)
+    files_before = table.inspect.files().num_rows
+    report = compact_table(table)
+    after = whole_table_checksum(table)
+    assert before == after
+    assert report.files_after < files_before
+    partitions = {str(p) for p in table.inspect.files().column("partition").to_pylist()}
+    assert table.inspect.files().num_rows == len(partitions)  # one file per partition now
+    rows = table.scan(selected_fields=("topic", "partition", "offset")).to_arrow()
+    assert rows.num_rows == before[0]
+
+
+def test_compaction_while_ingest_commits_loses_no_commit(lake: LakehouseSettings) -> None:
+    writer = LandingWriter(lake)
+    batches = simulated_batches(12, 90, seed=9)
+    for events, quarantine, offsets in batches[:6]:
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    other = LandingWriter(lake)  # a second process's view of the same tables
+
+    def keep_ingesting() -> None:
+        for events, quarantine, offsets in batches[6:]:
+            other.commit(events, quarantine, GROUP, offsets, {}, max_attempts=50)
+
+    thread = threading.Thread(target=keep_ingesting)
+    thread.start()
+    compact_table(writer.events)
+    thread.join()
+    expected = sum(b[0].num_rows for b in batches)
+    writer.events.refresh()
+    landed_rows = writer.events.scan(selected_fields=("topic", "partition", "offset")).to_arrow()
+    coords = list(zip(*(landed_rows.column(c).to_pylist() for c in ("topic", "partition", "offset")), strict=True))
+    assert len(coords) == expected
+    assert len(set(coords)) == expected
