@@ -160,3 +160,19 @@ def sql(query: Annotated[str, typer.Argument(help="DuckDB SQL over views named a
     for row in result.fetchmany(200):
         view.add_row(*(str(v) for v in row))
     out.print(view)
+
+
+@lake_app.command("refine")
+def refine(
+    rebuild: Annotated[bool, typer.Option(help="recreate the typed tables from the events table")] = False,
+) -> None:
+    """Derive the typed consumption table from newly landed IF-021 events (exactly once)."""
+    from lakehouse.refine import rebuild_consumption, refine_consumption
+
+    settings = LakehouseSettings()
+    catalog = open_catalog(settings)
+    try:
+        result = rebuild_consumption(catalog, settings) if rebuild else refine_consumption(catalog, settings)
+    except LakehouseError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(f"consumption: +{result.rows:,} rows (snapshot {result.snapshot_id})")

@@ -20,6 +20,7 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import (
     BinaryType,
     DateType,
+    DecimalType,
     IntegerType,
     ListType,
     LongType,
@@ -33,6 +34,7 @@ from lakehouse.settings import LakehouseSettings
 
 EVENTS = "events"
 QUARANTINE = "quarantine"
+CONSUMPTION = "consumption"
 
 
 def _headers(first_id: int) -> ListType:
@@ -95,6 +97,27 @@ QUARANTINE_SCHEMA = Schema(
 )
 
 
+CONSUMPTION_SCHEMA = Schema(
+    NestedField(1, "mpan", StringType(), required=True),
+    NestedField(2, "measurement_quantity", StringType(), required=True, doc="AI, AE, RI or RE"),
+    NestedField(3, "utc_settlement_date", DateType(), required=True),
+    NestedField(4, "period_end_utc", TimestamptzType(), required=True, doc="UTC end of the half hour"),
+    NestedField(5, "local_settlement_date", DateType(), required=True, doc="Europe/London date of the period start"),
+    NestedField(6, "local_period", IntegerType(), required=True, doc="1..46/48/50 on the local day"),
+    NestedField(7, "consumption_kwh", DecimalType(12, 3), required=False),
+    NestedField(8, "quality_indicator", StringType(), required=False),
+    NestedField(9, "estimation_reason", IntegerType(), required=False),
+    NestedField(10, "data_service_dip_id", StringType(), required=False),
+    NestedField(11, "connection_type", StringType(), required=False),
+    NestedField(12, "transaction_id", StringType(), required=False),
+    NestedField(13, "sender_timestamp", StringType(), required=False),
+    NestedField(14, "source_topic", StringType(), required=True),
+    NestedField(15, "source_partition", IntegerType(), required=True),
+    NestedField(16, "source_offset", LongType(), required=True),
+    NestedField(17, "landed_at", TimestamptzType(), required=True, doc="when the source event was landed"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TableDef:
     """A table's name, schema, partition spec and sort order."""
@@ -124,6 +147,12 @@ TABLES: dict[str, TableDef] = {
         QUARANTINE_SCHEMA,
         PartitionSpec(PartitionField(1, 1000, IdentityTransform(), "topic")),
         SortOrder(SortField(2, IdentityTransform()), SortField(3, IdentityTransform())),
+    ),
+    CONSUMPTION: TableDef(
+        CONSUMPTION,
+        CONSUMPTION_SCHEMA,
+        PartitionSpec(PartitionField(3, 1000, IdentityTransform(), "utc_settlement_date")),
+        SortOrder(SortField(1, IdentityTransform()), SortField(4, IdentityTransform())),
     ),
 }
 

@@ -56,14 +56,17 @@ class CommitResult:
     offsets: dict[TP, int] = field(default_factory=dict)
 
 
-def drop_landed(rows: pa.Table, held: Mapping[TP, int]) -> pa.Table:
+COORDS = ("topic", "partition", "offset")
+
+
+def drop_landed(rows: pa.Table, held: Mapping[TP, int], coords: tuple[str, str, str] = COORDS) -> pa.Table:
     """Rows whose (topic, partition) offset is not yet held by the table (vectorised per partition)."""
     if rows.num_rows == 0 or not held:
         return rows
     keep = pa.array([True] * rows.num_rows)
-    topics = rows.column("topic")
-    partitions = rows.column("partition")
-    offsets = rows.column("offset")
+    topics = rows.column(coords[0])
+    partitions = rows.column(coords[1])
+    offsets = rows.column(coords[2])
     for (topic, partition), next_offset in held.items():
         in_tp = pc.and_(pc.equal(topics, topic), pc.equal(partitions, partition))
         landed = pc.and_(in_tp, pc.less(offsets, next_offset))
@@ -82,6 +85,7 @@ def append_with_offsets(
     next_offsets: Mapping[TP, int],
     properties: Mapping[str, str],
     max_attempts: int,
+    coords: tuple[str, str, str] = COORDS,
 ) -> TableCommit:
     """Append ``rows`` and the merged offsets in one snapshot, fencing already-landed offsets.
 
@@ -95,7 +99,7 @@ def append_with_offsets(
             table.refresh()
         held_all = snapshot_offsets(table)
         held = held_all.get(group, {})
-        fresh = drop_landed(rows, held)
+        fresh = drop_landed(rows, held, coords)
         landed = {tp: n for tp, n in next_offsets.items() if n > held.get(tp, -1)}
         summary = dict(properties)
         summary[OFFSETS_KEY] = encode_offsets(merge_offsets(held_all, group, landed))

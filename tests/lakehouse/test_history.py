@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +22,7 @@ def test_each_commit_is_a_snapshot_with_offsets_and_counts(landed: LandingWriter
     assert totals == sorted(totals) and totals[-1] == landed.events.scan().to_arrow().num_rows
     assert all(GROUP in s.offsets for s in snaps)
     # offsets only move forward from one snapshot to the next
-    for before, after in zip(snaps, snaps[1:], strict=False):
+    for before, after in itertools.pairwise(snaps):
         for tp, n in before.offsets[GROUP].items():
             assert after.offsets[GROUP][tp] >= n
 
