@@ -54,6 +54,18 @@ def demo(
     )
     ingest_cli.err.rule("3. what the broker holds")
     ingest_cli.topics_summary(as_json=False)
+    ingest_cli.err.rule("4. ingest: land every event exactly once, quarantine the malformed")
+    ingest_cli.ingest_command(until_idle=5.0, group=None, worker_id=None)
+    ingest_cli.err.rule("5. refine the typed consumption table")
+    lake_cli.refine(rebuild=False)
+    ingest_cli.err.rule("6. what the lakehouse holds (DuckDB over Iceberg)")
+    lake_cli.sql("SELECT interface_id, count(*) AS events, count(DISTINCT settlement_date) AS dates "
+                 "FROM events GROUP BY 1 ORDER BY 1")
+    lake_cli.sql("SELECT error_code, count(*) AS records FROM quarantine GROUP BY 1 ORDER BY 2 DESC")
+    lake_cli.sql("SELECT utc_settlement_date, count(DISTINCT mpan) AS mpans, count(*) AS periods, "
+                 "sum(consumption_kwh) AS kwh, avg(CASE WHEN quality_indicator = 'A' THEN 1 ELSE 0 END) "
+                 "AS actual_share FROM consumption GROUP BY 1 ORDER BY 1")
+    ingest_cli.err.print("The broker keeps running: `make kafka-down` stops it.")
 
 
 def main() -> None:
