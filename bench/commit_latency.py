@@ -62,7 +62,9 @@ def run(warehouse: Path, commits: int, batch: pa.Table, maintain_every: int) -> 
     n = batch.num_rows
     latencies = []
     for i in range(commits):
-        rows = batch.set_column(batch.schema.get_field_index("offset"), batch.schema.field("offset"), pc.add(batch.column("offset"), i * n))
+        rows = batch.set_column(
+            batch.schema.get_field_index("offset"), batch.schema.field("offset"), pc.add(batch.column("offset"), i * n)
+        )
         t = time.perf_counter()
         writer.commit(rows, empty, "bench", {(TOPIC, 0): (i + 1) * n}, {}, max_attempts=5)
         if (i + 1) % maintain_every == 0:

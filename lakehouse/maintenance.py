@@ -57,19 +57,31 @@ def live_files(table: Table) -> set[str]:
 
 
 def _filesystem(location: str, settings: LakehouseSettings) -> tuple[pafs.FileSystem, str, str]:
+    secret = settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
+    props = {
+        "s3.access-key-id": settings.s3_access_key_id,
+        "s3.secret-access-key": secret,
+        "s3.region": settings.s3_region,
+        "s3.endpoint": settings.s3_endpoint,
+    }
+    return filesystem_for_location(location, props)
+
+
+def filesystem_for_location(location: str, props: dict[str, Any]) -> tuple[pafs.FileSystem, str, str]:
+    """A pyarrow filesystem for ``location`` (file:// or s3://), the path within it and its scheme prefix."""
     parsed = urlparse(location)
     if parsed.scheme in ("", "file"):
         return pafs.LocalFileSystem(), parsed.path, "file://"
     if parsed.scheme in ("s3", "s3a"):
-        secret = settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
-        endpoint = settings.s3_endpoint
+        secret = props.get("s3.secret-access-key")
+        endpoint = props.get("s3.endpoint")
         scheme = "http"
         if endpoint and "://" in endpoint:
             scheme, endpoint = endpoint.split("://", 1)
         fs = pafs.S3FileSystem(
-            access_key=settings.s3_access_key_id,
+            access_key=props.get("s3.access-key-id"),
             secret_key=secret,
-            region=settings.s3_region,
+            region=props.get("s3.region") or "us-east-1",
             endpoint_override=endpoint,
             scheme=scheme,
         )
