@@ -39,12 +39,17 @@ def build(warehouse: Path, commits: int, rows: int) -> LandingWriter:
     n = batch.num_rows
     for i in range(commits):
         day = DATES[i % len(DATES)]
-        b = batch.set_column(batch.schema.get_field_index("offset"), batch.schema.field("offset"),
-                             pc.add(batch.column("offset"), i * n))
-        b = b.set_column(b.schema.get_field_index("settlement_date"), b.schema.field("settlement_date"),
-                         pa.array([day] * n, pa.date32()))
-        b = b.set_column(b.schema.get_field_index("partition"), b.schema.field("partition"),
-                         pa.array([i % 3] * n, pa.int32()))
+        b = batch.set_column(
+            batch.schema.get_field_index("offset"), batch.schema.field("offset"), pc.add(batch.column("offset"), i * n)
+        )
+        b = b.set_column(
+            b.schema.get_field_index("settlement_date"),
+            b.schema.field("settlement_date"),
+            pa.array([day] * n, pa.date32()),
+        )
+        b = b.set_column(
+            b.schema.get_field_index("partition"), b.schema.field("partition"), pa.array([i % 3] * n, pa.int32())
+        )
         writer.commit(b, empty, "bench", {(TOPIC, i % 3): (i + 1) * n}, {}, max_attempts=5)
     return writer
 
@@ -104,12 +109,26 @@ def main() -> None:
             d_s, d_rows, _ = best_of(duck)
             assert p_rows == d_rows, (name, p_rows, d_rows)
             ratio = (p_rows / p_s) / (d_rows / d_s) if p_rows else float("nan")
-            figures[name] = {"rows": p_rows, "files_read": p_files, "project_rows_per_s": round(p_rows / p_s),
-                             "duckdb_rows_per_s": round(d_rows / d_s), "ratio_project_to_duckdb": round(ratio, 3)}
-            rows_out.append((name, f"{p_files}/{total_files}", f"{p_rows:,}", f"{p_rows / p_s:,.0f}",
-                             f"{d_rows / d_s:,.0f}", f"{ratio:.2f}"))
-    write_results("scan", figures, rows_out,
-                  ("read", "files read", "rows", "project rows/s", "duckdb rows/s", "project/duckdb"))
+            figures[name] = {
+                "rows": p_rows,
+                "files_read": p_files,
+                "project_rows_per_s": round(p_rows / p_s),
+                "duckdb_rows_per_s": round(d_rows / d_s),
+                "ratio_project_to_duckdb": round(ratio, 3),
+            }
+            rows_out.append(
+                (
+                    name,
+                    f"{p_files}/{total_files}",
+                    f"{p_rows:,}",
+                    f"{p_rows / p_s:,.0f}",
+                    f"{d_rows / d_s:,.0f}",
+                    f"{ratio:.2f}",
+                )
+            )
+    write_results(
+        "scan", figures, rows_out, ("read", "files read", "rows", "project rows/s", "duckdb rows/s", "project/duckdb")
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from lakehouse.settings import LakehouseSettings
 EVENTS = "events"
 QUARANTINE = "quarantine"
 CONSUMPTION = "consumption"
+ACCESS_LOG = "access_log"
 
 
 def _headers(first_id: int) -> ListType:
@@ -118,6 +119,22 @@ CONSUMPTION_SCHEMA = Schema(
 )
 
 
+ACCESS_LOG_SCHEMA = Schema(
+    NestedField(1, "day", DateType(), required=True, doc="UTC date the access started"),
+    NestedField(2, "started_at", TimestamptzType(), required=True),
+    NestedField(3, "ended_at", TimestamptzType(), required=True),
+    NestedField(4, "subject", StringType(), required=True, doc="participant MPID or DIP ID"),
+    NestedField(5, "role", StringType(), required=True),
+    NestedField(6, "endpoint", StringType(), required=True),
+    NestedField(7, "filters", StringType(), required=True, doc="the request's filters as JSON"),
+    NestedField(8, "snapshot_id", LongType(), required=False),
+    NestedField(9, "rows", LongType(), required=True),
+    NestedField(10, "bytes", LongType(), required=True),
+    NestedField(11, "checksum", StringType(), required=False, doc="sha256 of the bytes sent"),
+    NestedField(12, "outcome", StringType(), required=True, doc="ok, or the problem code"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TableDef:
     """A table's name, schema, partition spec and sort order."""
@@ -153,6 +170,12 @@ TABLES: dict[str, TableDef] = {
         CONSUMPTION_SCHEMA,
         PartitionSpec(PartitionField(3, 1000, IdentityTransform(), "utc_settlement_date")),
         SortOrder(SortField(1, IdentityTransform()), SortField(4, IdentityTransform())),
+    ),
+    ACCESS_LOG: TableDef(
+        ACCESS_LOG,
+        ACCESS_LOG_SCHEMA,
+        PartitionSpec(PartitionField(1, 1000, IdentityTransform(), "day")),
+        SortOrder(SortField(2, IdentityTransform())),
     ),
 }
 

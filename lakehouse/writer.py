@@ -210,3 +210,22 @@ class LandingWriter:
     def maintain(self) -> dict[str, int]:
         """Expire old snapshots of both tables; return how many each lost."""
         return {".".join(t.name()): expire_old_snapshots(t, self.settings) for t in (self.events, self.quarantine)}
+
+
+def append_rows(table: Table, rows: pa.Table, max_attempts: int = 20) -> int | None:
+    """Append ``rows`` (no offsets involved), retrying lost races; return the snapshot ID.
+
+    Raises:
+        CommitConflictError: if it still conflicts after ``max_attempts``.
+    """
+    for attempt in range(1, max_attempts + 1):
+        if attempt > 1:
+            table.refresh()
+        try:
+            table.append(rows)
+        except CommitFailedException:
+            time.sleep(_backoff(attempt))
+            continue
+        snap = table.current_snapshot()
+        return snap.snapshot_id if snap else None
+    raise CommitConflictError(".".join(table.name()), max_attempts)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import typer
 
+from api import cli as api_cli
 from ingest import cli as ingest_cli
 from lakehouse import cli as lake_cli
 from mhhs.logs import configure_logging
@@ -22,6 +23,8 @@ app.command("publish")(ingest_cli.publish_file)
 app.command("topics")(ingest_cli.topics_summary)
 app.command("ingest")(ingest_cli.ingest_command)
 app.add_typer(lake_cli.lake_app, name="lake")
+app.add_typer(api_cli.token_app, name="token")
+app.command("serve")(api_cli.serve)
 
 
 @app.callback()
@@ -59,12 +62,16 @@ def demo(
     ingest_cli.err.rule("5. refine the typed consumption table")
     lake_cli.refine(rebuild=False)
     ingest_cli.err.rule("6. what the lakehouse holds (DuckDB over Iceberg)")
-    lake_cli.sql("SELECT interface_id, count(*) AS events, count(DISTINCT settlement_date) AS dates "
-                 "FROM events GROUP BY 1 ORDER BY 1")
+    lake_cli.sql(
+        "SELECT interface_id, count(*) AS events, count(DISTINCT settlement_date) AS dates "
+        "FROM events GROUP BY 1 ORDER BY 1"
+    )
     lake_cli.sql("SELECT error_code, count(*) AS records FROM quarantine GROUP BY 1 ORDER BY 2 DESC")
-    lake_cli.sql("SELECT utc_settlement_date, count(DISTINCT mpan) AS mpans, count(*) AS periods, "
-                 "sum(consumption_kwh) AS kwh, avg(CASE WHEN quality_indicator = 'A' THEN 1 ELSE 0 END) "
-                 "AS actual_share FROM consumption GROUP BY 1 ORDER BY 1")
+    lake_cli.sql(
+        "SELECT utc_settlement_date, count(DISTINCT mpan) AS mpans, count(*) AS periods, "
+        "sum(consumption_kwh) AS kwh, avg(CASE WHEN quality_indicator = 'A' THEN 1 ELSE 0 END) "
+        "AS actual_share FROM consumption GROUP BY 1 ORDER BY 1"
+    )
     ingest_cli.err.print("The broker keeps running: `make kafka-down` stops it.")
 
 

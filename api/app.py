@@ -1,0 +1,329 @@
+"""The FastAPI application: thin routes over ``EventStoreService``; errors as problem+json."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.auth import Principal, verify_token
+from api.errors import ApiError, problem_responses
+from api.formats import MEDIA_TYPES, Format, ndjson_lines, stream
+from api.service import AccessRecord, EventStoreService
+from api.settings import ApiSettings
+from lakehouse.contract.schemas import SchemaKey, list_schemas, load_schema
+from lakehouse.settings import LakehouseSettings
+
+bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT (sub, role, scope)")
+
+
+def _problem(request: Request, exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(
+        exc.problem(str(request.url.path)),
+        status_code=exc.status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def get_service(request: Request) -> EventStoreService:
+    service: EventStoreService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[EventStoreService, Depends(get_service)]
+
+
+def get_principal(
+    service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, "missing_token", "send an OAuth2 bearer token: Authorization: Bearer <jwt>")
+    return verify_token(service.api, credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(principal: Principal, scope: str) -> None:
+    if scope not in principal.scopes:
+        raise ApiError(403, "missing_scope", f"this call needs the {scope!r} scope")
+
+
+def _parse_offsets(raw: str | None, name: str) -> dict[int, int] | None:
+    if not raw:
+        return None
+    try:
+        out = {}
+        for part in raw.split(","):
+            p, o = part.split(":")
+            if int(p) < 0 or int(o) < 0:
+                raise ValueError(part)
+            out[int(p)] = int(o)
+        return out
+    except ValueError as exc:
+        raise ApiError(400, "invalid_offsets", f"{name} must look like 0:120,1:98 (partition:offset)") from exc
+
+
+def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
+    """Build the application (opens the catalog once)."""
+    app = FastAPI(
+        title="MHHS Event Store API",
+        version="0.1.0",
+        description="Consumer-recovery replays and filtered extracts of every MHHS broker event, masked per "
+        "role, entitled per row and audited. Errors are RFC 9457 problem+json with a stable `code`.",
+    )
+    app.state.service = EventStoreService(api, lake)
+    registry = CollectorRegistry()
+    requests = Counter("mhhs_api_requests", "API requests", ["route", "status"], registry=registry)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _problem(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _problem(request, ApiError(422, "invalid_request", detail[:1000]))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _problem(request, ApiError(exc.status_code, code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _problem(request, ApiError(500, "internal_error", "an unexpected error occurred; it was logged"))
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        requests.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+        return response
+
+    @app.get("/health", tags=["operations"], responses=problem_responses())
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"], responses=problem_responses(503))
+    def ready(service: ServiceDep) -> dict[str, str]:
+        """Readiness: the Iceberg catalog answers."""
+        try:
+            service.catalog.list_tables(service.lake.namespace)
+        except Exception as exc:
+            raise ApiError(503, "catalog_unavailable", f"the catalog does not answer: {exc}") from exc
+        return {"status": "ready"}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses=problem_responses())
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/topics", tags=["discovery"], responses=problem_responses(401))
+    def topics(principal: PrincipalDep, service: ServiceDep) -> list[dict[str, Any]]:
+        """Every MHHS topic: partitions, rows held, settlement dates held, next offsets per partition."""
+        return service.topics()
+
+    @app.get("/v1/snapshots", tags=["discovery"], responses=problem_responses(401, 404))
+    def snapshots(
+        principal: PrincipalDep, service: ServiceDep, table: Annotated[str, Query(examples=["events"])] = "events"
+    ) -> list[dict[str, Any]]:
+        """Retained snapshots of a table, oldest first, with tags."""
+        return service.snapshots(table)
+
+    @app.get("/v1/schemas/{interface}/{version}", tags=["discovery"], responses=problem_responses(401, 404))
+    def schema(
+        principal: PrincipalDep,
+        interface: Annotated[str, Path(examples=["IF-021"], max_length=16)],
+        version: Annotated[str, Path(examples=["001"], max_length=8)],
+    ) -> dict[str, Any]:
+        """The JSON Schema of an interface version."""
+        if SchemaKey(interface, version) not in list_schemas():
+            raise ApiError(404, "unknown_schema", f"no schema for {interface} version {version}")
+        return load_schema(interface, version)
+
+    @app.get(
+        "/v1/replays/{topic}",
+        tags=["replay"],
+        response_class=StreamingResponse,
+        responses={
+            **problem_responses(400, 401, 403, 404),
+            200: {
+                "content": {"application/x-ndjson": {}},
+                "description": "event lines, then one end line with resume_offsets",
+            },
+        },
+    )
+    def replay(
+        principal: PrincipalDep,
+        service: ServiceDep,
+        topic: Annotated[str, Path(examples=["mhhs.consumption.if-021"], max_length=128)],
+        from_offsets: Annotated[str | None, Query(examples=["0:120,1:98"], max_length=4000)] = None,
+        from_time: Annotated[datetime | None, Query(examples=["2026-03-28T00:00:00Z"])] = None,
+        to_offsets: Annotated[str | None, Query(examples=["0:500"], max_length=4000)] = None,
+        limit: Annotated[int, Query(ge=1, le=1_000_000)] = 10_000,
+        cursor: Annotated[str | None, Query(max_length=8000)] = None,
+    ) -> StreamingResponse:
+        """Everything a consumer missed, from its offsets or a time, with the positions to resume Kafka."""
+        require(principal, "replay")
+        if from_offsets and from_time:
+            raise ApiError(400, "conflicting_start", "give from_offsets or from_time, not both")
+        page = service.replay(
+            principal,
+            topic,
+            _parse_offsets(from_offsets, "from_offsets"),
+            from_time,
+            _parse_offsets(to_offsets, "to_offsets"),
+            min(limit, service.api.max_page_size),
+            cursor,
+        )
+        record = AccessRecord(
+            principal,
+            f"/v1/replays/{topic}",
+            {
+                "from_offsets": from_offsets,
+                "from_time": from_time,
+                "to_offsets": to_offsets,
+                "limit": limit,
+                "cursor": bool(cursor),
+            },
+            snapshot_id=page.snapshot_id,
+        )
+
+        def body() -> Iterator[bytes]:
+            try:
+                for batch in page.rows.to_batches(max_chunksize=service.api.batch_rows):
+                    chunk = ndjson_lines(batch, "event")
+                    record.rows += batch.num_rows
+                    record.nbytes += len(chunk)
+                    record.digest.update(chunk)
+                    yield chunk
+                end = (
+                    orjson.dumps(
+                        {
+                            "type": "end",
+                            "snapshot_id": page.snapshot_id,
+                            "rows": record.rows,
+                            "sha256": record.digest.hexdigest(),
+                            "resume_offsets": {str(p): n for p, n in sorted(page.resume_offsets.items())},
+                            "next_cursor": page.next_cursor,
+                        }
+                    )
+                    + b"\n"
+                )
+                record.nbytes += len(end)
+                yield end
+            except Exception:
+                record.outcome = "stream_failed"
+                raise
+            finally:
+                service.audit(record)
+
+        return StreamingResponse(
+            body(), media_type="application/x-ndjson", headers={"X-MHHS-Snapshot-Id": str(page.snapshot_id)}
+        )
+
+    @app.get(
+        "/v1/events",
+        tags=["extract"],
+        response_class=StreamingResponse,
+        responses={
+            **problem_responses(400, 401, 403, 404),
+            200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the rows"},
+        },
+    )
+    def events(
+        principal: PrincipalDep,
+        service: ServiceDep,
+        topics: Annotated[list[str] | None, Query(examples=[["mhhs.consumption.if-021"]])] = None,
+        date_from: Annotated[date | None, Query(examples=["2026-03-28"])] = None,
+        date_to: Annotated[date | None, Query(examples=["2026-03-29"])] = None,
+        mpans: Annotated[list[str] | None, Query(max_length=1000)] = None,
+        interface: Annotated[str | None, Query(examples=["IF-021"], max_length=16)] = None,
+        columns: Annotated[list[str] | None, Query()] = None,
+        snapshot_id: Annotated[int | None, Query()] = None,
+        as_of: Annotated[datetime | None, Query()] = None,
+        tag: Annotated[str | None, Query(max_length=200)] = None,
+        format: Annotated[Format, Query()] = "ndjson",
+    ) -> StreamingResponse:
+        """A filtered extract of raw events from one pinned snapshot, masked for the caller's role."""
+        require(principal, "extract")
+        filters = {
+            "topics": topics,
+            "date_from": date_from,
+            "date_to": date_to,
+            "mpans": mpans,
+            "interface": interface,
+            "columns": columns,
+            "snapshot_id": snapshot_id,
+            "as_of": as_of,
+            "tag": tag,
+            "format": format,
+        }
+        snap, batches, schema_ = service.extract_events(
+            principal, topics, date_from, date_to, mpans, interface, columns, snapshot_id, as_of, tag
+        )
+        record = AccessRecord(principal, "/v1/events", filters, snapshot_id=snap)
+
+        def counted() -> Iterator[Any]:
+            for b in batches:
+                record.rows += b.num_rows
+                yield b
+
+        def body() -> Iterator[bytes]:
+            try:
+                for chunk in stream(counted(), schema_, format):
+                    record.nbytes += len(chunk)
+                    record.digest.update(chunk)
+                    yield chunk
+                if format == "ndjson":
+                    yield (
+                        orjson.dumps(
+                            {
+                                "type": "end",
+                                "snapshot_id": snap,
+                                "rows": record.rows,
+                                "sha256": record.digest.hexdigest(),
+                            }
+                        )
+                        + b"\n"
+                    )
+            except Exception:
+                record.outcome = "stream_failed"
+                raise
+            finally:
+                service.audit(record)
+
+        return StreamingResponse(body(), media_type=MEDIA_TYPES[format], headers={"X-MHHS-Snapshot-Id": str(snap)})
+
+    @app.get("/v1/audit", tags=["audit"], responses=problem_responses(401, 403))
+    def audit(
+        principal: PrincipalDep, service: ServiceDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+    ) -> list[dict[str, Any]]:
+        """The access log, newest first (auditors and admins)."""
+        require(principal, "audit")
+        if principal.role not in ("auditor", "admin"):
+            raise ApiError(403, "forbidden_role", "only auditors and admins read the access log")
+        return service.audit_log(limit)
+
+    return app
+
+
+def digest_of(chunks: list[bytes]) -> str:
+    """sha256 of a response body (what the end line and the audit log report)."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()

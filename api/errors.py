@@ -1,0 +1,51 @@
+"""One error type for HTTP, rendered as RFC 9457 problem+json by one handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+PROBLEM_TYPE = "https://mhhs-event-store.example/problems/"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details with a stable machine-readable ``code``."""
+
+    type: str = Field(examples=[PROBLEM_TYPE + "not_found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    code: str = Field(examples=["not_found"])
+    detail: str = Field(examples=["no such topic"])
+    instance: str | None = None
+
+
+class ApiError(Exception):
+    """An error an endpoint answers with; ``code`` is stable, ``detail`` is for people."""
+
+    def __init__(self, status: int, code: str, detail: str, title: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title or code.replace("_", " ").capitalize()
+        self.extra = extra
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        return {
+            "type": PROBLEM_TYPE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+            "instance": instance,
+            **self.extra,
+        }
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring problem+json for ``statuses`` (and 422, 500 always)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in (*statuses, 422, 500):
+        out[status] = {"model": Problem, "content": {"application/problem+json": {}}, "description": "problem"}
+    return out

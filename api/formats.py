@@ -1,0 +1,134 @@
+"""Serialise Arrow batches as NDJSON, CSV, Parquet or Arrow IPC, chunk by chunk (for streaming)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+Format = Literal["ndjson", "csv", "parquet", "arrow"]
+MEDIA_TYPES: dict[str, str] = {
+    "ndjson": "application/x-ndjson",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+    "arrow": "application/vnd.apache.arrow.stream",
+}
+
+
+def _text(v: bytes) -> str | dict[str, str]:
+    try:
+        return v.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(v).decode()}
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, bytes):
+            out[k] = _text(v)
+        elif k == "headers" and isinstance(v, list):
+            out[k] = [{"key": h["key"], "value": _text(h["value"]) if h["value"] is not None else None} for h in v]
+        else:
+            out[k] = v
+    return out
+
+
+def ndjson_lines(batch: pa.RecordBatch, kind: str | None = None) -> bytes:
+    """One JSON object per row; bytes as UTF-8 text (base64 only when not UTF-8)."""
+    extra = {"type": kind} if kind else {}
+    return b"".join(
+        orjson.dumps({**extra, **_jsonable(row)}, option=orjson.OPT_NAIVE_UTC) + b"\n" for row in batch.to_pylist()
+    )
+
+
+def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    cols = []
+    for i, field in enumerate(batch.schema):
+        col = batch.column(i)
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            col = pa.array([None if v is None else _csv_text(v) for v in col.to_pylist()], pa.large_string())
+        elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type) or pa.types.is_struct(field.type):
+            col = pa.array(
+                [None if v is None else orjson.dumps(_jsonable({"x": v})["x"]).decode() for v in col.to_pylist()],
+                pa.large_string(),
+            )
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
+def _csv_text(v: bytes) -> str:
+    t = _text(v)
+    return t if isinstance(t, str) else "base64:" + t["base64"]
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file for pyarrow writers that hands out what was written since last asked."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        self._chunks.append(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+def stream(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: Format) -> Iterator[bytes]:
+    """Chunks of the serialised batches in ``fmt``."""
+    if fmt == "ndjson":
+        for b in batches:
+            yield ndjson_lines(b)
+        return
+    if fmt == "csv":
+        header = True
+        for b in batches:
+            buf = io.BytesIO()
+            pacsv.write_csv(_csv_ready(b), buf, pacsv.WriteOptions(include_header=header))
+            header = False
+            yield buf.getvalue()
+        if header:  # no rows: still a header line
+            buf = io.BytesIO()
+            pacsv.write_csv(
+                _csv_ready(
+                    schema.empty_table().to_batches()[0]
+                    if schema.empty_table().to_batches()
+                    else pa.RecordBatch.from_pylist([], schema=schema)
+                ),
+                buf,
+            )
+            yield buf.getvalue()
+        return
+    sink = _Sink()
+    if fmt == "parquet":
+        writer: Any = pq.ParquetWriter(sink, schema, compression="zstd")
+        for b in batches:
+            writer.write_batch(b)
+            yield sink.take()
+        writer.close()
+    else:
+        writer = pa.ipc.new_stream(sink, schema)
+        for b in batches:
+            writer.write_batch(b)
+            yield sink.take()
+        writer.close()
+    yield sink.take()

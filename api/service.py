@@ -1,0 +1,355 @@
+"""The API's services over the lakehouse: discovery, replay, extracts, audit. No HTTP here."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from api.auth import Principal
+from api.entitlements import ALL_ROWS, filter_entitled, registration_intervals
+from api.errors import ApiError
+from api.masking import Policy, load_policy, mask_batch
+from api.settings import ApiSettings
+from lakehouse.catalog import open_catalog
+from lakehouse.contract.topics import load_topic_catalogue
+from lakehouse.errors import LakehouseError
+from lakehouse.history import list_snapshots, resolve_snapshot
+from lakehouse.offsets import snapshot_offsets
+from lakehouse.query import EventQuery, read_events
+from lakehouse.settings import LakehouseSettings
+from lakehouse.tables import ACCESS_LOG, EVENTS, TABLES, ensure_table
+from lakehouse.writer import append_rows
+
+REPLAY_COLUMNS = (
+    "topic",
+    "partition",
+    "offset",
+    "kafka_timestamp",
+    "kafka_timestamp_type",
+    "key",
+    "headers",
+    "value",
+    "mpan",
+    "settlement_date",
+    "interface_id",
+    "transaction_id",
+)
+
+
+@dataclass
+class ReplayPage:
+    """One page of a replay: the rows (masked), where each partition stands, and how to go on."""
+
+    snapshot_id: int | None
+    rows: pa.Table
+    resume_offsets: dict[int, int]
+    next_cursor: str | None
+
+
+@dataclass
+class AccessRecord:
+    """What the audit log keeps of one replay or extract."""
+
+    principal: Principal
+    endpoint: str
+    filters: Mapping[str, object]
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    snapshot_id: int | None = None
+    rows: int = 0
+    nbytes: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+    outcome: str = "ok"
+
+
+class EventStoreService:
+    """Everything the routes need, built once per process."""
+
+    def __init__(self, api: ApiSettings, lake: LakehouseSettings) -> None:
+        self.api = api
+        self.lake = lake
+        self.catalog = open_catalog(lake)
+        self.policy: Policy = load_policy(api.policy_file)
+        self.catalogue = load_topic_catalogue()
+        self._mask_secret = api.mask_secret.get_secret_value().encode()
+
+    def table(self, name: str):  # type: ignore[no-untyped-def]
+        t = ensure_table(self.catalog, self.lake, name)
+        t.refresh()
+        return t
+
+    # -- discovery ------------------------------------------------------------------------
+    def topics(self) -> list[dict[str, object]]:
+        events = self.table(EVENTS)
+        held = snapshot_offsets(events)
+        latest: dict[tuple[str, int], int] = {}
+        for parts in held.values():
+            for tp, n in parts.items():
+                latest[tp] = max(latest.get(tp, 0), n)
+        stats: dict[str, dict[str, Any]] = {}
+        if events.current_snapshot() is not None:
+            files = events.inspect.files()
+            for part, count in zip(
+                files.column("partition").to_pylist(), files.column("record_count").to_pylist(), strict=True
+            ):
+                s = stats.setdefault(part["topic"], {"rows": 0, "dates": []})
+                s["rows"] = int(s["rows"]) + int(count)
+                s["dates"].append(part["settlement_date"])
+        out = []
+        for spec in self.catalogue.topics:
+            s = stats.get(spec.name, {"rows": 0, "dates": []})
+            dates: list[date] = s["dates"]
+            out.append(
+                {
+                    "topic": spec.name,
+                    "interface": spec.interface,
+                    "domain": spec.domain,
+                    "partitions": spec.partitions,
+                    "rows": s["rows"],
+                    "earliest_settlement_date": min(dates).isoformat() if dates else None,
+                    "latest_settlement_date": max(dates).isoformat() if dates else None,
+                    "next_offsets": {str(p): n for (t, p), n in sorted(latest.items()) if t == spec.name},
+                }
+            )
+        return out
+
+    def snapshots(self, table: str) -> list[dict[str, object]]:
+        if table not in TABLES:
+            raise ApiError(404, "unknown_table", f"no table {table!r}")
+        return [
+            {
+                "snapshot_id": s.snapshot_id,
+                "parent_id": s.parent_id,
+                "committed_at": s.committed_at.isoformat(),
+                "operation": s.operation,
+                "added_records": s.added_records,
+                "total_records": s.total_records,
+                "tags": list(s.tags),
+            }
+            for s in list_snapshots(self.table(table))
+        ]
+
+    # -- replay ---------------------------------------------------------------------------
+    def _sign(self, payload: bytes) -> str:
+        mac = hmac.new(self.api.cursor_secret.get_secret_value().encode(), payload, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(payload + mac).decode().rstrip("=")
+
+    def _unsign(self, cursor: str) -> dict[str, Any]:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            payload, mac = raw[:-16], raw[-16:]
+            good = hmac.new(self.api.cursor_secret.get_secret_value().encode(), payload, hashlib.sha256).digest()[:16]
+            if not hmac.compare_digest(mac, good):
+                raise ValueError("signature")
+            doc: dict[str, Any] = orjson.loads(payload)
+            return doc
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            raise ApiError(400, "invalid_cursor", "the cursor is malformed or was tampered with") from exc
+
+    def replay(
+        self,
+        principal: Principal,
+        topic: str,
+        from_offsets: dict[int, int] | None,
+        from_time: datetime | None,
+        to_offsets: dict[int, int] | None,
+        limit: int,
+        cursor: str | None,
+    ) -> ReplayPage:
+        """One page of everything in ``topic`` from the given positions, pinned to one snapshot."""
+        spec = self.catalogue.by_name(topic)
+        if spec is None:
+            raise ApiError(404, "unknown_topic", f"no topic {topic!r}")
+        events = self.table(EVENTS)
+        if cursor:
+            state = self._unsign(cursor)
+            if state.get("topic") != topic or state.get("sub") != principal.subject:
+                raise ApiError(400, "invalid_cursor", "the cursor belongs to another replay")
+            snapshot_id = int(state["snap"]) if state.get("snap") is not None else None
+            positions = {int(k): int(v) for k, v in state["pos"].items()}
+            ends = {int(k): int(v) for k, v in (state.get("end") or {}).items()}
+        else:
+            snapshot_id = resolve_snapshot(events)
+            ends = dict(to_offsets or {})
+            positions = {p: 0 for p in range(spec.partitions)}
+            if from_offsets:
+                positions.update(from_offsets)
+            if from_time is not None:
+                positions = self._offsets_for_time(events, topic, snapshot_id, from_time, spec.partitions)
+        held = {p: n for (t, p), n in _merged_offsets(events, snapshot_id).items() if t == topic}
+        query = EventQuery(
+            topics=(topic,),
+            min_offset=min(positions.values()) if positions else 0,
+            partition_offsets=tuple((p, start, ends.get(p)) for p, start in sorted(positions.items())),
+        )
+        rows = pa.table({})
+        if snapshot_id is not None and positions:
+            rows = read_events(events, query, REPLAY_COLUMNS, snapshot_id)
+            rows = rows.sort_by([("partition", "ascending"), ("offset", "ascending")])
+        more = rows.num_rows > limit
+        page = rows.slice(0, limit)
+        new_pos = dict(positions)
+        if page.num_rows:
+            last = page.group_by("partition").aggregate([("offset", "max")])
+            for p, m in zip(last["partition"].to_pylist(), last["offset_max"].to_pylist(), strict=True):
+                new_pos[p] = m + 1
+        if not more:  # everything in the snapshot read: resume where the store stands
+            for p in new_pos:
+                target = held.get(p, new_pos[p])
+                if p in ends:
+                    target = min(target, ends[p])
+                new_pos[p] = max(new_pos[p], target)
+        visible = self._entitled(principal, page, snapshot_id)
+        masked = mask_batch(visible, principal.role, self.policy, self._mask_secret)
+        next_cursor = None
+        if more:
+            next_cursor = self._sign(
+                orjson.dumps(
+                    {
+                        "topic": topic,
+                        "sub": principal.subject,
+                        "snap": snapshot_id,
+                        "pos": {str(k): v for k, v in new_pos.items()},
+                        "end": {str(k): v for k, v in ends.items()},
+                    }
+                )
+            )
+        return ReplayPage(snapshot_id, masked, new_pos, next_cursor)
+
+    def _offsets_for_time(
+        self,
+        events: Any,
+        topic: str,
+        snapshot_id: int | None,
+        at: datetime,
+        partitions: int,
+    ) -> dict[int, int]:
+        """Like Kafka's offsetsForTimes: the first offset per partition with timestamp >= ``at``."""
+        held = {p: n for (t, p), n in _merged_offsets(events, snapshot_id).items() if t == topic}
+        out = {p: held.get(p, 0) for p in range(partitions)}
+        if snapshot_id is None:
+            return out
+        rows = read_events(events, EventQuery(topics=(topic,), since=at), ("partition", "offset"), snapshot_id)
+        if rows.num_rows:
+            first = rows.group_by("partition").aggregate([("offset", "min")])
+            for p, m in zip(first["partition"].to_pylist(), first["offset_min"].to_pylist(), strict=True):
+                out[p] = m
+        return out
+
+    def _entitled(self, principal: Principal, rows: pa.Table, snapshot_id: int | None) -> pa.Table:
+        if principal.role in ALL_ROWS or rows.num_rows == 0:
+            return rows
+        intervals = None
+        if principal.role not in ("third_party", "LDSO", "REGS"):
+            intervals = self._intervals(snapshot_id)
+        return filter_entitled(rows, principal, intervals)
+
+    def _intervals(self, snapshot_id: int | None) -> pa.Table:
+        events = self.table(EVENTS)
+        reg = read_events(
+            events,
+            EventQuery(interfaces=("IF-036", "IF-037")),
+            ("mpan", "settlement_date", "interface_id", "value"),
+            snapshot_id,
+        )
+        return registration_intervals(reg)
+
+    # -- extracts -------------------------------------------------------------------------
+    def extract_events(
+        self,
+        principal: Principal,
+        topics: list[str] | None,
+        date_from: date | None,
+        date_to: date | None,
+        mpans: list[str] | None,
+        interface: str | None,
+        columns: list[str] | None,
+        snapshot_id: int | None,
+        as_of: datetime | None,
+        tag: str | None,
+    ) -> tuple[int | None, Iterator[pa.RecordBatch], pa.Schema]:
+        """Filtered events as masked Arrow batches from one pinned snapshot."""
+        events = self.table(EVENTS)
+        try:
+            snap = resolve_snapshot(events, snapshot_id, as_of, tag)
+        except LakehouseError as exc:
+            raise ApiError(404, "snapshot_not_found", str(exc)) from exc
+        for t in topics or []:
+            if self.catalogue.by_name(t) is None:
+                raise ApiError(404, "unknown_topic", f"no topic {t!r}")
+        query = EventQuery(
+            topics=tuple(topics or ()),
+            date_from=date_from,
+            date_to=date_to,
+            mpans=tuple(mpans or ()),
+            interfaces=(interface,) if interface else (),
+        )
+        unknown = [c for c in columns or [] if c not in TABLES[EVENTS].arrow_schema.names]
+        if unknown:
+            raise ApiError(400, "unknown_column", f"no such columns: {', '.join(unknown)}")
+        if snap is None:
+            schema = TABLES[EVENTS].arrow_schema
+            return (
+                None,
+                iter(()),
+                mask_batch(schema.empty_table(), principal.role, self.policy, self._mask_secret).schema,
+            )
+        rows = read_events(events, query, None, snap)
+        rows = rows.sort_by([("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")])
+        visible = self._entitled(principal, rows, snap)
+        masked = mask_batch(visible, principal.role, self.policy, self._mask_secret)
+        if columns:
+            masked = masked.select([c for c in columns if c in masked.column_names])
+        return snap, iter(masked.to_batches(max_chunksize=self.api.batch_rows)), masked.schema
+
+    # -- audit ----------------------------------------------------------------------------
+    def audit(self, record: AccessRecord) -> None:
+        """Append one access to the access-log table (never raises into the response)."""
+        now = datetime.now(UTC)
+        row = pa.table(
+            {
+                "day": pa.array([record.started_at.date()], pa.date32()),
+                "started_at": pa.array([record.started_at], pa.timestamp("us", tz="UTC")),
+                "ended_at": pa.array([now], pa.timestamp("us", tz="UTC")),
+                "subject": pa.array([record.principal.subject], pa.large_string()),
+                "role": pa.array([record.principal.role], pa.large_string()),
+                "endpoint": pa.array([record.endpoint], pa.large_string()),
+                "filters": pa.array([orjson.dumps(record.filters, default=str).decode()], pa.large_string()),
+                "snapshot_id": pa.array([record.snapshot_id], pa.int64()),
+                "rows": pa.array([record.rows], pa.int64()),
+                "bytes": pa.array([record.nbytes], pa.int64()),
+                "checksum": pa.array([record.digest.hexdigest()], pa.large_string()),
+                "outcome": pa.array([record.outcome], pa.large_string()),
+            },
+            schema=TABLES[ACCESS_LOG].arrow_schema,
+        )
+        append_rows(self.table(ACCESS_LOG), row)
+
+    def audit_log(self, limit: int) -> list[dict[str, object]]:
+        t = self.table(ACCESS_LOG)
+        if t.current_snapshot() is None:
+            return []
+        rows = t.scan().to_arrow().sort_by([("started_at", "descending")]).slice(0, limit)
+        return [
+            {k: (v.isoformat() if isinstance(v, (datetime, date)) else v) for k, v in r.items()}
+            for r in rows.to_pylist()
+        ]
+
+
+def _merged_offsets(events, snapshot_id: int | None) -> dict[tuple[str, int], int]:  # type: ignore[no-untyped-def]
+    """Next offset per topic-partition held by the snapshot, over every ingest group."""
+    snap = events.metadata.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
+    out: dict[tuple[str, int], int] = {}
+    if snap is None:
+        return out
+    for parts in snapshot_offsets(events, snap).values():
+        for tp, n in parts.items():
+            out[tp] = max(out.get(tp, 0), n)
+    return out

@@ -1,0 +1,39 @@
+"""API settings: token verification, masking secret, limits (env prefix ``MHHS_API_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+
+
+class ApiSettings(BaseSettings):
+    """Frozen API configuration; build once at the entry point and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="MHHS_API_", frozen=True, extra="ignore")
+
+    dev_mode: bool = Field(default=False, description="allow the built-in development secret")
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: SecretStr = Field(default=SecretStr(DEV_SECRET), description="HS256 signing secret")
+    jwt_public_key_file: Path | None = Field(default=None, description="PEM public key for RS256")
+    jwt_audience: str = "mhhs-event-store"
+    jwt_issuer: str = "mhhs-event-store"
+    mask_secret: SecretStr = Field(default=SecretStr(DEV_SECRET + "-mask"), description="HMAC key for MPAN tokens")
+    cursor_secret: SecretStr = Field(default=SecretStr(DEV_SECRET + "-cursor"), description="signs replay cursors")
+    policy_file: Path | None = Field(default=None, description="masking policy (default: the shipped one)")
+    max_page_size: int = Field(default=10_000, ge=1)
+    batch_rows: int = Field(default=2_000, ge=1, description="rows per streamed Arrow batch")
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ApiSettings:
+        if not self.dev_mode and self.jwt_algorithm == "HS256":
+            for name in ("jwt_secret", "mask_secret", "cursor_secret"):
+                if getattr(self, name).get_secret_value().startswith(DEV_SECRET):
+                    raise ValueError(f"MHHS_API_{name.upper()} must be set (or MHHS_API_DEV_MODE=true)")
+        if self.jwt_algorithm == "RS256" and self.jwt_public_key_file is None:
+            raise ValueError("RS256 needs MHHS_API_JWT_PUBLIC_KEY_FILE")
+        return self

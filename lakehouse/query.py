@@ -1,0 +1,91 @@
+"""Filters over the events table, built once and used twice: Iceberg planning and Arrow reading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    GreaterThanOrEqual,
+    In,
+    LessThanOrEqual,
+)
+from pyiceberg.table import Table
+
+from lakehouse.read import scan_files
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events: topics, settlement dates, MPANs, interfaces, offsets and timestamps."""
+
+    topics: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    mpans: tuple[str, ...] = ()
+    interfaces: tuple[str, ...] = ()
+    min_offset: int | None = None
+    partition_offsets: tuple[tuple[int, int, int | None], ...] = ()  # (partition, from, to or None)
+    since: datetime | None = None
+
+    def iceberg(self) -> BooleanExpression:
+        expr: BooleanExpression = AlwaysTrue()
+        terms: list[BooleanExpression] = []
+        if self.topics:
+            terms.append(In(term="topic", values=self.topics))  # type: ignore[arg-type]
+        if self.date_from:
+            terms.append(GreaterThanOrEqual(term="settlement_date", value=self.date_from.isoformat()))  # type: ignore[arg-type]
+        if self.date_to:
+            terms.append(LessThanOrEqual(term="settlement_date", value=self.date_to.isoformat()))  # type: ignore[arg-type]
+        if self.mpans:
+            terms.append(In(term="mpan", values=self.mpans))  # type: ignore[arg-type]
+        if self.interfaces:
+            terms.append(In(term="interface_id", values=self.interfaces))  # type: ignore[arg-type]
+        if self.min_offset is not None:
+            terms.append(GreaterThanOrEqual(term="offset", value=self.min_offset))  # type: ignore[arg-type]
+        for t in terms:
+            expr = And(expr, t)
+        return expr
+
+    def arrow(self) -> ds.Expression | None:
+        parts: list[ds.Expression] = []
+        if self.topics:
+            parts.append(ds.field("topic").isin(list(self.topics)))
+        if self.date_from:
+            parts.append(ds.field("settlement_date") >= pa.scalar(self.date_from, pa.date32()))
+        if self.date_to:
+            parts.append(ds.field("settlement_date") <= pa.scalar(self.date_to, pa.date32()))
+        if self.mpans:
+            parts.append(ds.field("mpan").isin(list(self.mpans)))
+        if self.interfaces:
+            parts.append(ds.field("interface_id").isin(list(self.interfaces)))
+        if self.since is not None:
+            parts.append(ds.field("kafka_timestamp") >= pa.scalar(self.since, pa.timestamp("us", tz="UTC")))
+        if self.partition_offsets:
+            any_part: ds.Expression | None = None
+            for p, lo, hi in self.partition_offsets:
+                cond = (ds.field("partition") == p) & (ds.field("offset") >= lo)
+                if hi is not None:
+                    cond = cond & (ds.field("offset") < hi)
+                any_part = cond if any_part is None else (any_part | cond)
+            assert any_part is not None
+            parts.append(any_part)
+        if not parts:
+            return None
+        out = parts[0]
+        for p in parts[1:]:
+            out = out & p
+        return out
+
+
+def read_events(
+    table: Table, query: EventQuery, columns: tuple[str, ...] | None = None, snapshot_id: int | None = None
+) -> pa.Table:
+    """Events matching ``query`` at ``snapshot_id``, through the planned Arrow read path."""
+    rows, _ = scan_files(table, query.iceberg(), query.arrow(), columns, snapshot_id)
+    return rows
