@@ -51,10 +51,10 @@ WITH conf AS (
 )
 SELECT p.mpan, p.participant, p.role, p.eff_from,
        least(coalesce(CAST(p.next_minus_1 AS DATE), DATE '9999-12-31'),
-             coalesce(min(d.eff_to), DATE '9999-12-31')) AS eff_to
-FROM parties p LEFT JOIN deappointed d
-  ON d.mpan = p.mpan AND d.participant = p.participant AND d.eff_to >= p.eff_from
-GROUP BY ALL
+             coalesce((SELECT min(d.eff_to) FROM deappointed d
+                       WHERE d.mpan = p.mpan AND d.participant = p.participant AND d.eff_to >= p.eff_from),
+                      DATE '9999-12-31')) AS eff_to
+FROM parties p
 """
 
 

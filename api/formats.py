@@ -28,16 +28,18 @@ def _text(v: bytes) -> str | dict[str, str]:
         return {"base64": base64.b64encode(v).decode()}
 
 
+def _plain(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return _text(v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, bytes):
-            out[k] = _text(v)
-        elif k == "headers" and isinstance(v, list):
-            out[k] = [{"key": h["key"], "value": _text(h["value"]) if h["value"] is not None else None} for h in v]
-        else:
-            out[k] = v
-    return out
+    return {k: _plain(v) for k, v in row.items()}
 
 
 def ndjson_lines(batch: pa.RecordBatch, kind: str | None = None) -> bytes:
@@ -56,7 +58,10 @@ def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
             col = pa.array([None if v is None else _csv_text(v) for v in col.to_pylist()], pa.large_string())
         elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type) or pa.types.is_struct(field.type):
             col = pa.array(
-                [None if v is None else orjson.dumps(_jsonable({"x": v})["x"]).decode() for v in col.to_pylist()],
+                [
+                    None if v is None else orjson.dumps(_plain(v), option=orjson.OPT_NAIVE_UTC).decode()
+                    for v in col.to_pylist()
+                ],
                 pa.large_string(),
             )
         cols.append(col)

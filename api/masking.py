@@ -154,7 +154,6 @@ _SAFE_CUSTOM = {
     "CustomBlock.responseCode",
     "CustomBlock.appointmentStatus",
     "CustomBlock.deAppointmentReason",
-    "CustomBlock.registrationID",
     "CustomBlock.newSupplierMPID",
     "CustomBlock.newSupplierDIPID",
     "CustomBlock.oldSupplierMPID",

@@ -33,18 +33,27 @@ def test_planned_scan_prunes_to_one_partition_and_matches(landed: LandingWriter)
     table = landed.events
     everything, all_files = scan_files(table, AlwaysTrue())
     topic = "mhhs.consumption.if-021"
-    day = sorted({d for t, d in zip(everything["topic"].to_pylist(), everything["settlement_date"].to_pylist(),
-                                    strict=True) if t == topic})[0]
+    day = sorted(
+        {
+            d
+            for t, d in zip(everything["topic"].to_pylist(), everything["settlement_date"].to_pylist(), strict=True)
+            if t == topic
+        }
+    )[0]
     prune = And(EqualTo("topic", topic), EqualTo("settlement_date", day.isoformat()))  # type: ignore[arg-type]
     rows, files = scan_files(table, prune, (ds.field("topic") == topic) & (ds.field("settlement_date") == day))
     reference = table.scan(row_filter=prune).to_arrow()
     assert rows.num_rows == reference.num_rows > 0
     assert content_checksum(rows) == content_checksum(reference)
     assert 0 < files < all_files
-    partitions = {str(p) for p in table.inspect.files().column("partition").to_pylist()
-                  if p["topic"] == topic and p["settlement_date"] == day}
+    partitions = {
+        str(p)
+        for p in table.inspect.files().column("partition").to_pylist()
+        if p["topic"] == topic and p["settlement_date"] == day
+    }
     assert files == table.inspect.files().num_rows - sum(
-        1 for p in table.inspect.files().column("partition").to_pylist()
+        1
+        for p in table.inspect.files().column("partition").to_pylist()
         if not (p["topic"] == topic and p["settlement_date"] == day)
     )
     assert len(partitions) == 1

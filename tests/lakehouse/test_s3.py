@@ -25,8 +25,13 @@ def s3_lake(tmp_path: Path) -> Iterator[LakehouseSettings]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                 region_name="us-east-1").create_bucket(Bucket="warehouse")
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="warehouse")
     try:
         yield LakehouseSettings(
             warehouse="s3://warehouse/mhhs",

@@ -1,0 +1,46 @@
+"""API fixtures: a lake with a simulated market landed through the real writer, and a TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.auth import issue_token
+from api.settings import ApiSettings
+from lakehouse.settings import LakehouseSettings
+from lakehouse.writer import LandingWriter
+from tests.lakehouse.conftest import GROUP, simulated_batches
+
+
+@pytest.fixture(scope="module")
+def api_lake(tmp_path_factory: pytest.TempPathFactory) -> LakehouseSettings:
+    lake = LakehouseSettings(warehouse=str(tmp_path_factory.mktemp("api") / "warehouse"))
+    writer = LandingWriter(lake)
+    for events, quarantine, offsets in simulated_batches(12, 150):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def api_settings() -> ApiSettings:
+    return ApiSettings(dev_mode=True, batch_rows=100)
+
+
+@pytest.fixture(scope="module")
+def client(api_lake: LakehouseSettings, api_settings: ApiSettings) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings, api_lake)) as c:
+        yield c
+
+
+def bearer(
+    settings: ApiSettings, subject: str, role: str, scopes: list[str] | None = None, grants: list[str] | None = None
+) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(settings, subject, role, scopes, grants=grants)}"}
+
+
+def tmp(path: Path) -> Path:
+    return path

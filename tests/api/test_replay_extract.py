@@ -1,0 +1,188 @@
+"""Replay paging, extracts in every format, masking and entitlements, audit."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from api.masking import mpan_token
+from api.settings import ApiSettings
+from lakehouse.contract import is_valid_mpan
+from lakehouse.read import read_table
+from lakehouse.settings import LakehouseSettings
+from lakehouse.tables import EVENTS
+from tests.api.conftest import bearer
+
+TOPIC = "mhhs.consumption.if-021"
+
+
+def _lines(text: str) -> tuple[list[dict], dict]:  # type: ignore[type-arg]
+    docs = [orjson.loads(line) for line in text.splitlines() if line]
+    return [d for d in docs if d.get("type") != "end"], docs[-1]
+
+
+def test_replay_pages_return_every_event_once_in_order_from_one_snapshot(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
+) -> None:
+    headers = bearer(api_settings, "MDSV", "MDS")
+    seen: list[tuple[int, int]] = []
+    snapshots = set()
+    params: dict[str, object] = {"limit": 37}
+    while True:
+        resp = client.get(f"/v1/replays/{TOPIC}", params=params, headers=headers)
+        assert resp.status_code == 200, resp.text
+        events, end = _lines(resp.text)
+        seen += [(e["partition"], e["offset"]) for e in events]
+        snapshots.add(end["snapshot_id"])
+        if not end["next_cursor"]:
+            break
+        params = {"cursor": end["next_cursor"]}
+    table = read_table(api_lake, EVENTS, ["topic", "partition", "offset", "value"])
+    expected = sorted(
+        (p, o)
+        for t, p, o in zip(
+            table["topic"].to_pylist(), table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True
+        )
+        if t == TOPIC
+    )
+    assert seen == expected
+    assert len(snapshots) == 1
+    assert {int(p): n for p, n in end["resume_offsets"].items()} == {
+        p: max(o for pp, o in expected if pp == p) + 1 for p in {p for p, _ in expected}
+    } | {p: n for p, n in ((int(k), v) for k, v in end["resume_offsets"].items()) if p not in {x for x, _ in expected}}
+
+
+def test_replay_payload_is_byte_identical_for_an_unmasked_role(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
+) -> None:
+    table = read_table(api_lake, EVENTS, ["topic", "partition", "offset", "value"]).to_pylist()
+    stored = {(r["partition"], r["offset"]): r["value"] for r in table if r["topic"] == TOPIC}
+    resp = client.get(
+        f"/v1/replays/{TOPIC}",
+        params={"from_offsets": "0:3,1:2", "limit": 50},
+        headers=bearer(api_settings, "MDSV", "MDS"),
+    )
+    events, end = _lines(resp.text)
+    assert events and all(e["offset"] >= {0: 3, 1: 2}[e["partition"]] for e in events)
+    for e in events:
+        assert e["value"].encode("utf-8") == stored[(e["partition"], e["offset"])]
+
+
+FORMATS = ["ndjson", "csv", "parquet", "arrow"]
+
+
+def _extract(client: TestClient, headers: dict[str, str], fmt: str, **params: object) -> pa.Table | str:
+    resp = client.get("/v1/events", params={"format": fmt, **params}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-mhhs-snapshot-id"]
+    if fmt == "parquet":
+        return pq.read_table(io.BytesIO(resp.content))
+    if fmt == "arrow":
+        return ipc.open_stream(io.BytesIO(resp.content)).read_all()
+    return resp.text
+
+
+def _raw_mpans(api_lake: LakehouseSettings) -> set[str]:
+    t = read_table(api_lake, EVENTS, ["mpan"])
+    return {m for m in t["mpan"].to_pylist() if m}
+
+
+def _postcodes(api_lake: LakehouseSettings) -> set[str]:
+    out = set()
+    for v in read_table(api_lake, EVENTS, ["interface_id", "value"]).to_pylist():
+        if v["interface_id"] == "IF-036":
+            out.add(orjson.loads(v["value"])["CustomBlock"]["meteringPointAddress"]["postcode"])
+    return out
+
+
+def _text_of(result: pa.Table | str) -> str:
+    if isinstance(result, str):
+        return result
+    return result.to_pandas().to_csv() if result.num_rows else ""
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("role", ["analyst", "third_party"])
+def test_tokenised_roles_never_see_a_raw_mpan_or_postcode(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings, role: str, fmt: str
+) -> None:
+    mpans = _raw_mpans(api_lake)
+    grant = sorted(mpans)[:3]
+    headers = bearer(
+        api_settings,
+        "ANLY",
+        role,
+        grants=[mpan_token(m, api_settings.mask_secret.get_secret_value().encode()) for m in grant] + grant,
+    )
+    text = _text_of(_extract(client, headers, fmt))
+    assert not any(m in text for m in mpans), f"{role} saw a raw MPAN in {fmt}"
+    full_postcodes = _postcodes(api_lake)
+    assert not any(pc in text for pc in full_postcodes), f"{role} saw a full postcode in {fmt}"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mds_sees_mpans_but_no_addresses(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings, fmt: str
+) -> None:
+    text = _text_of(_extract(client, bearer(api_settings, "MDSV", "MDS"), fmt, interface="IF-036"))
+    assert any(m in text for m in _raw_mpans(api_lake))
+    assert not any(pc in text for pc in _postcodes(api_lake))
+
+
+def test_analyst_tokens_are_stable_valid_mpans(client: TestClient, api_settings: ApiSettings) -> None:
+    a = _extract(client, bearer(api_settings, "ANLY", "analyst"), "arrow", interface="IF-021")
+    b = _extract(client, bearer(api_settings, "ANLY", "analyst"), "arrow", interface="IF-021")
+    assert isinstance(a, pa.Table) and isinstance(b, pa.Table)
+    tokens = [m for m in a["mpan"].to_pylist() if m]
+    assert tokens and tokens == [m for m in b["mpan"].to_pylist() if m]
+    assert all(is_valid_mpan(t) for t in tokens)
+
+
+def test_supplier_sees_only_its_own_mpans(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
+) -> None:
+    confirmations = [
+        orjson.loads(v["value"])
+        for v in read_table(api_lake, EVENTS, ["interface_id", "value"]).to_pylist()
+        if v["interface_id"] == "IF-036"
+    ]
+    supplier = confirmations[0]["CustomBlock"]["supplierMPID"]
+    own = {c["CommonBlock"]["M0"]["MPANCore"] for c in confirmations if c["CustomBlock"]["supplierMPID"] == supplier}
+    result = _extract(client, bearer(api_settings, supplier, "SUP"), "arrow", interface="IF-021")
+    assert isinstance(result, pa.Table)
+    seen = {m for m in result["mpan"].to_pylist() if m}
+    assert seen and seen <= own
+    other = _extract(client, bearer(api_settings, "ZZZZ", "SUP"), "arrow", interface="IF-021")
+    assert isinstance(other, pa.Table) and other.num_rows == 0  # nothing of anyone else's, not even a 403
+
+
+def test_every_access_is_audited(client: TestClient, api_settings: ApiSettings) -> None:
+    client.get("/v1/events", params={"interface": "IF-047"}, headers=bearer(api_settings, "LSSV", "LSS"))
+    resp = client.get("/v1/audit", headers=bearer(api_settings, "AUDT", "auditor", ["audit"]))
+    assert resp.status_code == 200, resp.text
+    log = resp.json()
+    assert any(
+        r["subject"] == "LSSV" and r["endpoint"] == "/v1/events" and r["rows"] == 3 and r["checksum"] for r in log
+    )
+    assert any(r["endpoint"].startswith("/v1/replays/") for r in log)
+    forbidden = client.get("/v1/audit", headers=bearer(api_settings, "ANLY", "analyst", ["audit"]))
+    assert forbidden.status_code == 403
+
+
+def test_discovery_endpoints(client: TestClient, api_settings: ApiSettings) -> None:
+    headers = bearer(api_settings, "MDSV", "MDS")
+    topics = client.get("/v1/topics", headers=headers).json()
+    if021 = next(t for t in topics if t["topic"] == TOPIC)
+    assert if021["rows"] > 0 and if021["next_offsets"]
+    assert client.get("/v1/snapshots", headers=headers).json()
+    schema = client.get("/v1/schemas/IF-021/001", headers=headers).json()
+    assert schema["$id"].endswith("IF-021:001")
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").status_code == 200
+    assert b"mhhs_api_requests" in client.get("/metrics").content
