@@ -209,6 +209,51 @@ def read_all(
         consumer.close()
 
 
+def read_from(
+    bootstrap: str, api_version: tuple[int, ...], topic: str, positions: Mapping[int, int], timeout_s: float = 60.0
+) -> list[InRecord]:
+    """Every record of ``topic`` from ``positions`` (partition -> offset; others from 0) to the log end.
+
+    Raises:
+        BrokerUnavailableError: if the end is not reached within ``timeout_s``.
+    """
+    consumer = KafkaConsumer(
+        **_common(bootstrap, api_version), enable_auto_commit=False, max_partition_fetch_bytes=16 * 1024 * 1024
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, positions.get(tp.partition, 0))
+        ends = consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
+        out: list[InRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailableError(bootstrap, f"timed out reading {topic}")
+            for tp, msgs in consumer.poll(timeout_ms=500, max_records=10_000).items():
+                for m in msgs:
+                    if m.offset < ends[tp]:
+                        out.append(
+                            InRecord(
+                                m.topic,
+                                m.partition,
+                                m.offset,
+                                m.timestamp,
+                                m.timestamp_type,
+                                m.key,
+                                m.value,
+                                tuple(m.headers or ()),
+                            )
+                        )
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return out
+    finally:
+        consumer.close()
+
+
 @dataclass(slots=True)
 class PolledRecords:
     """Records from one or more polls, column by column (the shape Arrow wants)."""

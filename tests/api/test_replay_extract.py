@@ -68,7 +68,7 @@ def test_replay_payload_is_byte_identical_for_an_unmasked_role(
         params={"from_offsets": "0:3,1:2", "limit": 50},
         headers=bearer(api_settings, "MDSV", "MDS"),
     )
-    events, end = _lines(resp.text)
+    events, _end = _lines(resp.text)
     assert events and all(e["offset"] >= {0: 3, 1: 2}[e["partition"]] for e in events)
     for e in events:
         assert e["value"].encode("utf-8") == stored[(e["partition"], e["offset"])]
