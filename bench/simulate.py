@@ -25,8 +25,8 @@ from ingest.topics import create_topics
 
 
 def if021(n: int):  # type: ignore[no-untyped-def]
-    days = 10
-    sim = Simulation(SimulationParams(mpans=max(1, n // days + n // 200), days=days, start=date(2026, 1, 1), seed=3))
+    days = 50  # registrations (11 records per MPAN) stay a small share, as in a real market month
+    sim = Simulation(SimulationParams(mpans=max(1, n // days + n // 1000), days=days, start=date(2026, 1, 1), seed=3))
     count = 0
     for rec in sim.records():
         if rec.interface == "IF-021":
