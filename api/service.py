@@ -123,18 +123,7 @@ class EventStoreService:
     def snapshots(self, table: str) -> list[dict[str, object]]:
         if table not in TABLES:
             raise ApiError(404, "unknown_table", f"no table {table!r}")
-        return [
-            {
-                "snapshot_id": s.snapshot_id,
-                "parent_id": s.parent_id,
-                "committed_at": s.committed_at.isoformat(),
-                "operation": s.operation,
-                "added_records": s.added_records,
-                "total_records": s.total_records,
-                "tags": list(s.tags),
-            }
-            for s in list_snapshots(self.table(table))
-        ]
+        return [s.to_json(with_offsets=False) for s in list_snapshots(self.table(table))]
 
     # -- replay ---------------------------------------------------------------------------
     def _sign(self, payload: bytes) -> str:

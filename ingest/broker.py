@@ -166,33 +166,18 @@ def publish(
     return counts
 
 
-def read_all(
-    bootstrap: str, api_version: tuple[int, ...], topics: Iterable[str], timeout_s: float = 60.0
-) -> Iterator[InRecord]:
-    """Read every record currently in ``topics``, from the start to the log end, without a group.
-
-    Raises:
-        BrokerUnavailableError: if the end is not reached within ``timeout_s``.
-    """
-    consumer = KafkaConsumer(
-        **_common(bootstrap, api_version),
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        deadline = time.monotonic() + timeout_s
-        while remaining:
-            if time.monotonic() > deadline:
-                raise BrokerUnavailableError(bootstrap, f"timed out reading {len(remaining)} partitions")
-            batch = consumer.poll(timeout_ms=500, max_records=10_000)
-            for tp, msgs in batch.items():
-                for m in msgs:
+def _drain(consumer: KafkaConsumer, bootstrap: str, timeout_s: float) -> Iterator[InRecord]:
+    """Read the assigned partitions from their positions to the log end as it is now."""
+    tps = list(consumer.assignment())
+    ends = consumer.end_offsets(tps)
+    remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
+    deadline = time.monotonic() + timeout_s
+    while remaining:
+        if time.monotonic() > deadline:
+            raise BrokerUnavailableError(bootstrap, f"timed out reading {len(remaining)} partitions")
+        for tp, msgs in consumer.poll(timeout_ms=500, max_records=10_000).items():
+            for m in msgs:
+                if m.offset < ends[tp]:
                     yield InRecord(
                         m.topic,
                         m.partition,
@@ -203,8 +188,33 @@ def read_all(
                         m.value,
                         tuple(m.headers or ()),
                     )
-                if consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
+            if consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+
+
+def _reader(bootstrap: str, api_version: tuple[int, ...]) -> KafkaConsumer:
+    return KafkaConsumer(
+        **_common(bootstrap, api_version),
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+
+
+def read_all(
+    bootstrap: str, api_version: tuple[int, ...], topics: Iterable[str], timeout_s: float = 60.0
+) -> Iterator[InRecord]:
+    """Read every record currently in ``topics``, from the start to the log end, without a group.
+
+    Raises:
+        BrokerUnavailableError: if the end is not reached within ``timeout_s``.
+    """
+    consumer = _reader(bootstrap, api_version)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        yield from _drain(consumer, bootstrap, timeout_s)
     finally:
         consumer.close()
 
@@ -217,39 +227,13 @@ def read_from(
     Raises:
         BrokerUnavailableError: if the end is not reached within ``timeout_s``.
     """
-    consumer = KafkaConsumer(
-        **_common(bootstrap, api_version), enable_auto_commit=False, max_partition_fetch_bytes=16 * 1024 * 1024
-    )
+    consumer = _reader(bootstrap, api_version)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, positions.get(tp.partition, 0))
-        ends = consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
-        out: list[InRecord] = []
-        deadline = time.monotonic() + timeout_s
-        while remaining:
-            if time.monotonic() > deadline:
-                raise BrokerUnavailableError(bootstrap, f"timed out reading {topic}")
-            for tp, msgs in consumer.poll(timeout_ms=500, max_records=10_000).items():
-                for m in msgs:
-                    if m.offset < ends[tp]:
-                        out.append(
-                            InRecord(
-                                m.topic,
-                                m.partition,
-                                m.offset,
-                                m.timestamp,
-                                m.timestamp_type,
-                                m.key,
-                                m.value,
-                                tuple(m.headers or ()),
-                            )
-                        )
-                if consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return out
+        return list(_drain(consumer, bootstrap, timeout_s))
     finally:
         consumer.close()
 

@@ -47,19 +47,7 @@ def snapshots(table: TableOpt = "events", as_json: Annotated[bool, typer.Option(
     _, t = _table(table)
     snaps = list_snapshots(t)
     if as_json:
-        docs = [
-            {
-                "snapshot_id": s.snapshot_id,
-                "parent_id": s.parent_id,
-                "committed_at": s.committed_at.isoformat(),
-                "operation": s.operation,
-                "added_records": s.added_records,
-                "total_records": s.total_records,
-                "tags": list(s.tags),
-                "offsets": s.offsets,
-            }
-            for s in snaps
-        ]
+        docs = [s.to_json() for s in snaps]
         out.print_json(orjson.dumps(docs).decode())
         return
     view = RichTable(title=f"{table}: {len(snaps)} snapshots")

@@ -25,6 +25,21 @@ class SnapshotInfo:
     tags: tuple[str, ...]
     offsets: dict[str, dict[str, int]]
 
+    def to_json(self, with_offsets: bool = True) -> dict[str, object]:
+        """A JSON-ready dict (offsets optional: they can be long)."""
+        doc: dict[str, object] = {
+            "snapshot_id": self.snapshot_id,
+            "parent_id": self.parent_id,
+            "committed_at": self.committed_at.isoformat(),
+            "operation": self.operation,
+            "added_records": self.added_records,
+            "total_records": self.total_records,
+            "tags": list(self.tags),
+        }
+        if with_offsets:
+            doc["offsets"] = self.offsets
+        return doc
+
 
 def _int(summary: object, key: str) -> int:
     raw = summary[key] if summary is not None else None  # type: ignore[index]
