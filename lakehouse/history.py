@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pyarrow as pa
+from pyiceberg.expressions import LessThanOrEqual
 from pyiceberg.table import Table
 from pyiceberg.table.refs import SnapshotRefType
 
@@ -126,3 +128,30 @@ def create_tag(table: Table, name: str, snapshot_id: int | None = None) -> int:
         raise LakehouseError(f"{'.'.join(table.name())} has no snapshot to tag yet")
     table.manage_snapshots().create_tag(target, name).commit()
     return target
+
+
+def read_as_known_at(table: Table, at: datetime, columns: tuple[str, ...] | None = None) -> tuple[pa.Table, str]:
+    """The rows as the store knew them at ``at``, and how that was decided.
+
+    Uses the last snapshot committed at or before ``at`` when it is still retained
+    (``"snapshot:<id>"``); after retention has expired it, the rows of the current snapshot
+    landed at or before ``at`` (``"landed_at"``) — equivalent for the append-only landed tables,
+    whose rows are never changed, only compacted.
+
+    Raises:
+        SnapshotNotFoundError: if neither way can answer (a table without ``landed_at``).
+    """
+    selected = tuple(columns) if columns else ("*",)
+    try:
+        snap = resolve_snapshot(table, as_of=at)
+    except SnapshotNotFoundError:
+        snap = None
+    earliest = min((s.timestamp_ms for s in table.metadata.snapshots), default=None)
+    if snap is not None and earliest is not None and table.metadata.snapshot_by_id(snap) is not None:
+        retained_since = datetime.fromtimestamp(earliest / 1000, UTC)
+        if retained_since <= at:
+            return table.scan(snapshot_id=snap, selected_fields=selected).to_arrow(), f"snapshot:{snap}"
+    if "landed_at" not in table.schema().column_names:
+        raise SnapshotNotFoundError(".".join(table.name()), f"as known at {at.isoformat()} (no landed_at column)")
+    rows = table.scan(row_filter=LessThanOrEqual(term="landed_at", value=at.isoformat())).to_arrow()  # type: ignore[arg-type]
+    return (rows.select(list(columns)) if columns else rows), "landed_at"

@@ -86,8 +86,12 @@ def append_with_offsets(
     properties: Mapping[str, str],
     max_attempts: int,
     coords: tuple[str, str, str] = COORDS,
+    stamp: str | None = None,
 ) -> TableCommit:
     """Append ``rows`` and the merged offsets in one snapshot, fencing already-landed offsets.
+
+    ``stamp`` names a timestamp column set to the commit attempt's time (``landed_at``), so a row
+    is never stamped later than the snapshot that first holds it.
 
     Raises:
         CommitConflictError: if the commit still conflicts after ``max_attempts``.
@@ -105,6 +109,11 @@ def append_with_offsets(
         summary[OFFSETS_KEY] = encode_offsets(merge_offsets(held_all, group, landed))
         if fresh.num_rows == 0 and not landed:
             return TableCommit(name, None, 0, rows.num_rows, attempt, time.perf_counter() - started)
+        if stamp and fresh.num_rows:
+            field_ = fresh.schema.field(stamp)
+            fresh = fresh.set_column(
+                fresh.schema.get_field_index(stamp), field_, pa.array([datetime.now(UTC)] * fresh.num_rows, field_.type)
+            )
         try:
             table.append(fresh, snapshot_properties=summary)
         except CommitFailedException:
@@ -140,8 +149,12 @@ def commit_batch(
     """
     q_commit = None
     if quarantined.num_rows:
-        q_commit = append_with_offsets(quarantine_table, quarantined, group, next_offsets, properties, max_attempts)
-    e_commit = append_with_offsets(events_table, events, group, next_offsets, properties, max_attempts)
+        q_commit = append_with_offsets(
+            quarantine_table, quarantined, group, next_offsets, properties, max_attempts, stamp="landed_at"
+        )
+    e_commit = append_with_offsets(
+        events_table, events, group, next_offsets, properties, max_attempts, stamp="landed_at"
+    )
     return CommitResult(e_commit, q_commit, dict(next_offsets))
 
 
