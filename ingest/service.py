@@ -105,7 +105,7 @@ class IngestWorker:
         last_record = time.monotonic()
         try:
             while not self._stop:
-                polled = self._consumer.poll(timeout_ms=500, max_records=min(s.batch_max_records, 2000))
+                polled = self._consumer.poll(timeout_ms=500, max_records=min(s.batch_max_records, 10_000))
                 now = time.monotonic()
                 if len(polled):
                     last_record = now
