@@ -201,12 +201,19 @@ def identifier(settings: LakehouseSettings, name: str) -> str:
 
 
 def ensure_table(catalog: Catalog, settings: LakehouseSettings, name: str) -> Table:
-    """Load the table ``name``, creating it (idempotently) on first use."""
+    """Load the table ``name``, creating it (idempotently) on first use, with migrations applied."""
+    from lakehouse.migrations import migrate
+
     ident = identifier(settings, name)
     try:
-        return catalog.load_table(ident)
+        table = catalog.load_table(ident)
     except NoSuchTableError:
-        pass
+        table = _create(catalog, settings, name, ident)
+    migrate(table, name)
+    return table
+
+
+def _create(catalog: Catalog, settings: LakehouseSettings, name: str, ident: str) -> Table:
     d = TABLES[name]
     return catalog.create_table_if_not_exists(
         ident,

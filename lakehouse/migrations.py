@@ -1,0 +1,64 @@
+"""Additive, versioned schema migrations: each table records the last one applied in a property.
+
+A migration may only add optional fields (checked: every existing field keeps its ID, name and
+type), so every snapshot written before it stays readable after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pyiceberg.table import Table
+from pyiceberg.table.update.schema import UpdateSchema
+
+from lakehouse.errors import LakehouseError
+
+VERSION_PROPERTY = "mhhs.schema-version"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema change of one table, applied once, in version order."""
+
+    table: str
+    version: int
+    description: str
+    apply: Callable[[UpdateSchema], None]
+
+
+# The product's migrations, oldest first. None yet: the tables are at version 0 as created.
+MIGRATIONS: tuple[Migration, ...] = ()
+
+
+class MigrationError(LakehouseError):
+    """A migration is not additive or out of order; nothing was changed."""
+
+
+def schema_version(table: Table) -> int:
+    """The last migration version applied to ``table`` (0 when none)."""
+    return int(table.metadata.properties.get(VERSION_PROPERTY, "0"))
+
+
+def migrate(table: Table, name: str, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply the pending migrations of table ``name`` in order; return the versions applied.
+
+    Raises:
+        MigrationError: if a migration would drop, rename or retype a field (it is not committed).
+    """
+    applied: list[int] = []
+    for m in sorted((m for m in migrations if m.table == name), key=lambda m: m.version):
+        if m.version <= schema_version(table):
+            continue
+        before = {f.field_id: (f.name, f.field_type) for f in table.schema().fields}
+        with table.transaction() as tx:
+            with tx.update_schema() as update:
+                m.apply(update)
+            after = {f.field_id: (f.name, f.field_type) for f in tx.table_metadata.schema().fields}
+            changed = [fid for fid, spec in before.items() if after.get(fid) != spec]
+            if changed:
+                raise MigrationError(f"migration {m.version} of {name} is not additive (fields {changed})")
+            tx.set_properties({VERSION_PROPERTY: str(m.version)})
+        table.refresh()
+        applied.append(m.version)
+    return applied
