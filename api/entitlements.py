@@ -27,44 +27,6 @@ def distributor_of(subject: str) -> str:
 ALL_ROWS = frozenset({"MDS", "LSS", "analyst", "auditor", "admin"})
 SERVICE_ROLES = frozenset({"SDS", "ADS", "UMSDS", "MSS", "MSA", "UMSO"})
 
-# Registration intervals per MPAN and participant: from an IF-036 confirmation's effective date
-# to the day before the MPAN's next confirmation (or an IF-037 de-appointment's effective-to).
-_INTERVALS = """
-WITH conf AS (
-    SELECT mpan, settlement_date AS eff_from,
-           json_extract_string(decode("value"), '$.CustomBlock.supplierMPID') AS supplier,
-           json_extract(decode("value"), '$.CustomBlock.appointments') AS appts
-    FROM registration WHERE interface_id = 'IF-036'
-), ordered AS (
-    SELECT *, lead(eff_from) OVER (PARTITION BY mpan ORDER BY eff_from) - INTERVAL 1 DAY AS next_minus_1 FROM conf
-), parties AS (
-    SELECT mpan, eff_from, next_minus_1, supplier AS participant, 'SUP' AS role FROM ordered
-    UNION ALL
-    SELECT mpan, eff_from, next_minus_1,
-           json_extract_string(a, '$.serviceMPID') AS participant,
-           json_extract_string(a, '$.serviceRole') AS role
-    FROM ordered, unnest(CAST(appts AS JSON[])) AS t(a)
-), deappointed AS (
-    SELECT mpan, json_extract_string(decode("value"), '$.CustomBlock.appointment.serviceMPID') AS participant,
-           settlement_date AS eff_to
-    FROM registration WHERE interface_id = 'IF-037'
-)
-SELECT p.mpan, p.participant, p.role, p.eff_from,
-       least(coalesce(CAST(p.next_minus_1 AS DATE), DATE '9999-12-31'),
-             coalesce((SELECT min(d.eff_to) FROM deappointed d
-                       WHERE d.mpan = p.mpan AND d.participant = p.participant AND d.eff_to >= p.eff_from),
-                      DATE '9999-12-31')) AS eff_to
-FROM parties p
-"""
-
-
-def registration_intervals(registration_events: pa.Table) -> pa.Table:
-    """(mpan, participant, role, eff_from, eff_to) from IF-036/IF-037 event rows."""
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.register("registration", registration_events)
-    return con.execute(_INTERVALS).fetch_arrow_table()
-
 
 def filter_entitled(rows: pa.Table, principal: Principal, intervals: pa.Table | None) -> pa.Table:
     """The rows ``principal`` may see: (mpan, settlement_date) inside one of its intervals."""

@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 
 from api.auth import Principal
-from api.entitlements import ALL_ROWS, filter_entitled, registration_intervals
+from api.entitlements import ALL_ROWS, filter_entitled
 from api.errors import ApiError
 from api.masking import Policy, load_policy, mask_batch
 from api.settings import ApiSettings
@@ -24,6 +24,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.history import list_snapshots, resolve_snapshot
 from lakehouse.offsets import snapshot_offsets
 from lakehouse.query import EventQuery, read_events
+from lakehouse.registration import registration_intervals
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import ACCESS_LOG, EVENTS, TABLES, ensure_table
 from lakehouse.writer import append_rows
@@ -245,7 +246,7 @@ class EventStoreService:
         reg = read_events(
             events,
             EventQuery(interfaces=("IF-036", "IF-037")),
-            ("mpan", "settlement_date", "interface_id", "value"),
+            ("mpan", "settlement_date", "interface_id", "transaction_id", "value"),
             snapshot_id,
         )
         return registration_intervals(reg)

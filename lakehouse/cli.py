@@ -156,6 +156,7 @@ def refine(
 ) -> None:
     """Derive the typed consumption table from newly landed IF-021 events (exactly once)."""
     from lakehouse.refine import rebuild_consumption, refine_consumption
+    from lakehouse.registration import refine_registration
 
     settings = LakehouseSettings()
     catalog = open_catalog(settings)
@@ -164,3 +165,4 @@ def refine(
     except LakehouseError as exc:
         raise _fail(str(exc)) from exc
     out.print(f"consumption: +{result.rows:,} rows (snapshot {result.snapshot_id})")
+    out.print(f"registration: {refine_registration(catalog, settings):,} intervals")

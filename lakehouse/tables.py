@@ -19,6 +19,7 @@ from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import (
     BinaryType,
+    BooleanType,
     DateType,
     DecimalType,
     IntegerType,
@@ -36,6 +37,7 @@ EVENTS = "events"
 QUARANTINE = "quarantine"
 CONSUMPTION = "consumption"
 ACCESS_LOG = "access_log"
+REGISTRATION = "registration"
 
 
 def _headers(first_id: int) -> ListType:
@@ -119,6 +121,20 @@ CONSUMPTION_SCHEMA = Schema(
 )
 
 
+REGISTRATION_SCHEMA = Schema(
+    NestedField(1, "mpan", StringType(), required=True),
+    NestedField(2, "role", StringType(), required=True, doc="SUP, SDS, ADS, UMSDS, MSS, MSA or UMSO"),
+    NestedField(3, "participant", StringType(), required=True, doc="MPID"),
+    NestedField(4, "effective_from", DateType(), required=True),
+    NestedField(5, "effective_to", DateType(), required=False, doc="null while active"),
+    NestedField(6, "status", StringType(), required=True, doc="active or ended"),
+    NestedField(7, "segment", StringType(), required=False),
+    NestedField(8, "energisation", StringType(), required=False, doc="as confirmed"),
+    NestedField(9, "domestic", BooleanType(), required=False),
+    NestedField(10, "consent", StringType(), required=False),
+    NestedField(11, "transaction_id", StringType(), required=False, doc="the confirming IF-036"),
+)
+
 ACCESS_LOG_SCHEMA = Schema(
     NestedField(1, "day", DateType(), required=True, doc="UTC date the access started"),
     NestedField(2, "started_at", TimestamptzType(), required=True),
@@ -169,6 +185,12 @@ TABLES: dict[str, TableDef] = {
         CONSUMPTION,
         CONSUMPTION_SCHEMA,
         PartitionSpec(PartitionField(3, 1000, IdentityTransform(), "utc_settlement_date")),
+        SortOrder(SortField(1, IdentityTransform()), SortField(4, IdentityTransform())),
+    ),
+    REGISTRATION: TableDef(
+        REGISTRATION,
+        REGISTRATION_SCHEMA,
+        PartitionSpec(PartitionField(2, 1000, IdentityTransform(), "role")),
         SortOrder(SortField(1, IdentityTransform()), SortField(4, IdentityTransform())),
     ),
     ACCESS_LOG: TableDef(
