@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -275,38 +274,50 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
         snap, batches, schema_ = service.extract_events(
             principal, topics, date_from, date_to, mpans, interface, columns, snapshot_id, as_of, tag
         )
-        record = AccessRecord(principal, "/v1/events", filters, snapshot_id=snap)
+        return _stream_extract(service, principal, "/v1/events", filters, snap, batches, schema_, format)
 
-        def counted() -> Iterator[Any]:
-            for b in batches:
-                record.rows += b.num_rows
-                yield b
+    def typed_route(name: str) -> None:
+        @app.get(
+            f"/v1/{name}",
+            tags=["extract"],
+            response_class=StreamingResponse,
+            name=f"extract_{name}",
+            summary=f"A filtered extract of the typed {name} table, masked and entitled",
+            responses={
+                **problem_responses(400, 401, 403, 404),
+                200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the rows"},
+            },
+        )
+        def typed(
+            principal: PrincipalDep,
+            service: ServiceDep,
+            date_from: Annotated[date | None, Query(examples=["2026-03-28"])] = None,
+            date_to: Annotated[date | None, Query(examples=["2026-03-29"])] = None,
+            mpans: Annotated[list[str] | None, Query(max_length=1000)] = None,
+            columns: Annotated[list[str] | None, Query()] = None,
+            snapshot_id: Annotated[int | None, Query()] = None,
+            as_of: Annotated[datetime | None, Query()] = None,
+            tag: Annotated[str | None, Query(max_length=200)] = None,
+            format: Annotated[Format, Query()] = "ndjson",
+        ) -> StreamingResponse:
+            require(principal, "extract")
+            filters = {
+                "date_from": date_from,
+                "date_to": date_to,
+                "mpans": mpans,
+                "columns": columns,
+                "snapshot_id": snapshot_id,
+                "as_of": as_of,
+                "tag": tag,
+                "format": format,
+            }
+            snap, batches, schema_ = service.extract_typed(
+                principal, name, date_from, date_to, mpans, columns, snapshot_id, as_of, tag
+            )
+            return _stream_extract(service, principal, f"/v1/{name}", filters, snap, batches, schema_, format)
 
-        def body() -> Iterator[bytes]:
-            try:
-                for chunk in stream(counted(), schema_, format):
-                    record.nbytes += len(chunk)
-                    record.digest.update(chunk)
-                    yield chunk
-                if format == "ndjson":
-                    yield (
-                        orjson.dumps(
-                            {
-                                "type": "end",
-                                "snapshot_id": snap,
-                                "rows": record.rows,
-                                "sha256": record.digest.hexdigest(),
-                            }
-                        )
-                        + b"\n"
-                    )
-            except Exception:
-                record.outcome = "stream_failed"
-                raise
-            finally:
-                service.audit(record)
-
-        return StreamingResponse(body(), media_type=MEDIA_TYPES[format], headers={"X-MHHS-Snapshot-Id": str(snap)})
+    typed_route("consumption")
+    typed_route("registration")
 
     @app.get("/v1/audit", tags=["audit"], responses=problem_responses(401, 403))
     def audit(
@@ -321,9 +332,41 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
     return app
 
 
-def digest_of(chunks: list[bytes]) -> str:
-    """sha256 of a response body (what the end line and the audit log report)."""
-    h = hashlib.sha256()
-    for c in chunks:
-        h.update(c)
-    return h.hexdigest()
+def _stream_extract(
+    service: EventStoreService,
+    principal: Principal,
+    endpoint: str,
+    filters: dict[str, Any],
+    snap: int | None,
+    batches: Iterator[Any],
+    schema_: Any,
+    format: Format,
+) -> StreamingResponse:
+    """Stream an extract in ``format``, then audit it (rows, bytes, sha256, outcome)."""
+    record = AccessRecord(principal, endpoint, filters, snapshot_id=snap)
+
+    def counted() -> Iterator[Any]:
+        for b in batches:
+            record.rows += b.num_rows
+            yield b
+
+    def body() -> Iterator[bytes]:
+        try:
+            for chunk in stream(counted(), schema_, format):
+                record.nbytes += len(chunk)
+                record.digest.update(chunk)
+                yield chunk
+            if format == "ndjson":
+                yield (
+                    orjson.dumps(
+                        {"type": "end", "snapshot_id": snap, "rows": record.rows, "sha256": record.digest.hexdigest()}
+                    )
+                    + b"\n"
+                )
+        except Exception:
+            record.outcome = "stream_failed"
+            raise
+        finally:
+            service.audit(record)
+
+    return StreamingResponse(body(), media_type=MEDIA_TYPES[format], headers={"X-MHHS-Snapshot-Id": str(snap)})

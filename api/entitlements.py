@@ -36,7 +36,9 @@ def filter_entitled(rows: pa.Table, principal: Principal, intervals: pa.Table | 
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.register("rows_in", rows)
-    date_col = "settlement_date" if "settlement_date" in rows.column_names else "utc_settlement_date"
+    date_col = next(
+        c for c in ("settlement_date", "utc_settlement_date", "effective_from", "mpan") if c in rows.column_names
+    )
     if role == "third_party":
         con.register("granted", pa.table({"mpan": pa.array(list(principal.grants), pa.large_string())}))
         sql = "SELECT * FROM rows_in WHERE mpan IS NULL OR mpan IN (SELECT mpan FROM granted)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from decimal import Decimal
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -31,6 +32,8 @@ def _text(v: bytes) -> str | dict[str, str]:
 def _plain(v: Any) -> Any:
     if isinstance(v, bytes):
         return _text(v)
+    if isinstance(v, Decimal):
+        return str(v)  # kWh keep their 3 decimals exactly
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, list):

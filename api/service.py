@@ -23,7 +23,7 @@ from lakehouse.contract.topics import load_topic_catalogue
 from lakehouse.errors import LakehouseError
 from lakehouse.history import list_snapshots, resolve_snapshot
 from lakehouse.offsets import snapshot_offsets
-from lakehouse.query import EventQuery, read_events
+from lakehouse.query import EventQuery, read_events, read_typed
 from lakehouse.registration import registration_intervals
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import ACCESS_LOG, EVENTS, TABLES, ensure_table
@@ -295,6 +295,38 @@ class EventStoreService:
         rows = rows.sort_by([("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")])
         visible = self._entitled(principal, rows, snap)
         masked = mask_batch(visible, principal.role, self.policy, self._mask_secret)
+        if columns:
+            masked = masked.select([c for c in columns if c in masked.column_names])
+        return snap, iter(masked.to_batches(max_chunksize=self.api.batch_rows)), masked.schema
+
+    def extract_typed(
+        self,
+        principal: Principal,
+        name: str,
+        date_from: date | None,
+        date_to: date | None,
+        mpans: list[str] | None,
+        columns: list[str] | None,
+        snapshot_id: int | None,
+        as_of: datetime | None,
+        tag: str | None,
+    ) -> tuple[int | None, Iterator[pa.RecordBatch], pa.Schema]:
+        """The typed ``consumption`` or ``registration`` table, filtered, entitled and masked."""
+        table = self.table(name)
+        try:
+            snap = resolve_snapshot(table, snapshot_id, as_of, tag)
+        except LakehouseError as exc:
+            raise ApiError(404, "snapshot_not_found", str(exc)) from exc
+        schema = TABLES[name].arrow_schema
+        unknown = [c for c in columns or [] if c not in schema.names]
+        if unknown:
+            raise ApiError(400, "unknown_column", f"no such columns: {', '.join(unknown)}")
+        rows = read_typed(table, name, date_from, date_to, tuple(mpans or ()), snap) if snap else schema.empty_table()
+        if snap is not None:
+            rows = self._entitled(
+                principal, rows, snap if name == "consumption" else resolve_snapshot(self.table(EVENTS))
+            )
+        masked = mask_batch(rows, principal.role, self.policy, self._mask_secret)
         if columns:
             masked = masked.select([c for c in columns if c in masked.column_names])
         return snap, iter(masked.to_batches(max_chunksize=self.api.batch_rows)), masked.schema

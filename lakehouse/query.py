@@ -89,3 +89,37 @@ def read_events(
     """Events matching ``query`` at ``snapshot_id``, through the planned Arrow read path."""
     rows, _ = scan_files(table, query.iceberg(), query.arrow(), columns, snapshot_id)
     return rows
+
+
+def read_typed(
+    table: Table,
+    name: str,
+    date_from: date | None,
+    date_to: date | None,
+    mpans: tuple[str, ...],
+    snapshot_id: int | None,
+) -> pa.Table:
+    """Rows of a typed table (``consumption`` by UTC settlement date, ``registration`` by effective date)."""
+    date_col = "utc_settlement_date" if name == "consumption" else "effective_from"
+    expr: BooleanExpression = AlwaysTrue()
+    arrow: ds.Expression | None = None
+
+    def both(ice: BooleanExpression, arr: ds.Expression) -> None:
+        nonlocal expr, arrow
+        expr = And(expr, ice)
+        arrow = arr if arrow is None else arrow & arr
+
+    if date_from:
+        both(
+            GreaterThanOrEqual(term=date_col, value=date_from.isoformat()),  # type: ignore[arg-type]
+            ds.field(date_col) >= pa.scalar(date_from, pa.date32()),
+        )
+    if date_to:
+        both(
+            LessThanOrEqual(term=date_col, value=date_to.isoformat()),  # type: ignore[arg-type]
+            ds.field(date_col) <= pa.scalar(date_to, pa.date32()),
+        )
+    if mpans:
+        both(In(term="mpan", values=mpans), ds.field("mpan").isin(list(mpans)))  # type: ignore[arg-type]
+    rows, _ = scan_files(table, expr, arrow, None, snapshot_id)
+    return rows

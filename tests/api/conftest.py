@@ -11,6 +11,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import issue_token
 from api.settings import ApiSettings
+from lakehouse.catalog import open_catalog
+from lakehouse.refine import refine_consumption
+from lakehouse.registration import refine_registration
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
 from tests.lakehouse.conftest import GROUP, simulated_batches
@@ -22,6 +25,9 @@ def api_lake(tmp_path_factory: pytest.TempPathFactory) -> LakehouseSettings:
     writer = LandingWriter(lake)
     for events, quarantine, offsets in simulated_batches(12, 150):
         writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    catalog = open_catalog(lake)
+    refine_consumption(catalog, lake)
+    refine_registration(catalog, lake)
     return lake
 
 
