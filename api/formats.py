@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-from decimal import Decimal
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
