@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 
 from api.auth import Principal
-from api.entitlements import ALL_ROWS, filter_entitled
+from api.entitlements import ALL_ROWS, SERVICE_ROLES, filter_entitled
 from api.errors import ApiError
 from api.masking import Policy, load_policy, mask_batch
 from api.settings import ApiSettings
@@ -23,7 +23,7 @@ from lakehouse.contract.topics import load_topic_catalogue
 from lakehouse.errors import LakehouseError
 from lakehouse.history import list_snapshots, resolve_snapshot
 from lakehouse.offsets import snapshot_offsets
-from lakehouse.query import EventQuery, read_events, read_typed
+from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
 from lakehouse.registration import registration_intervals
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import ACCESS_LOG, EVENTS, TABLES, ensure_table
@@ -291,13 +291,8 @@ class EventStoreService:
                 iter(()),
                 mask_batch(schema.empty_table(), principal.role, self.policy, self._mask_secret).schema,
             )
-        rows = read_events(events, query, None, snap)
-        rows = rows.sort_by([("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")])
-        visible = self._entitled(principal, rows, snap)
-        masked = mask_batch(visible, principal.role, self.policy, self._mask_secret)
-        if columns:
-            masked = masked.select([c for c in columns if c in masked.column_names])
-        return snap, iter(masked.to_batches(max_chunksize=self.api.batch_rows)), masked.schema
+        batches = iter_event_batches(events, query, None, snap, self.api.batch_rows)
+        return snap, *self._protect(principal, batches, TABLES[EVENTS].arrow_schema, snap, columns)
 
     def extract_typed(
         self,
@@ -321,15 +316,38 @@ class EventStoreService:
         unknown = [c for c in columns or [] if c not in schema.names]
         if unknown:
             raise ApiError(400, "unknown_column", f"no such columns: {', '.join(unknown)}")
-        rows = read_typed(table, name, date_from, date_to, tuple(mpans or ()), snap) if snap else schema.empty_table()
-        if snap is not None:
-            rows = self._entitled(
-                principal, rows, snap if name == "consumption" else resolve_snapshot(self.table(EVENTS))
-            )
-        masked = mask_batch(rows, principal.role, self.policy, self._mask_secret)
+        if snap is None:
+            return snap, *self._protect(principal, iter(()), schema, None, columns)
+        batches = iter_typed_batches(table, name, date_from, date_to, tuple(mpans or ()), snap, self.api.batch_rows)
+        # entitlements come from the registration history in the events table's current snapshot
+        return snap, *self._protect(principal, batches, schema, resolve_snapshot(self.table(EVENTS)), columns)
+
+    def _protect(
+        self,
+        principal: Principal,
+        batches: Iterator[pa.RecordBatch],
+        schema: pa.Schema,
+        events_snapshot: int | None,
+        columns: list[str] | None,
+    ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+        """Entitle and mask a stream of batches, batch by batch; return the stream and its schema."""
+        out_schema = mask_batch(schema.empty_table(), principal.role, self.policy, self._mask_secret).schema
         if columns:
-            masked = masked.select([c for c in columns if c in masked.column_names])
-        return snap, iter(masked.to_batches(max_chunksize=self.api.batch_rows)), masked.schema
+            out_schema = pa.schema([out_schema.field(c) for c in columns if c in out_schema.names])
+        intervals = None
+        if principal.role in ("SUP", *SERVICE_ROLES):
+            intervals = self._intervals(events_snapshot)
+
+        def run() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                rows = pa.Table.from_batches([batch])
+                if principal.role not in ALL_ROWS:
+                    rows = filter_entitled(rows, principal, intervals)
+                masked = mask_batch(rows, principal.role, self.policy, self._mask_secret)
+                masked = masked.select(out_schema.names).cast(out_schema)
+                yield from masked.to_batches(max_chunksize=self.api.batch_rows)
+
+        return run(), out_schema
 
     # -- audit ----------------------------------------------------------------------------
     def audit(self, record: AccessRecord) -> None:

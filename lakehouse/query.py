@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -17,7 +18,7 @@ from pyiceberg.expressions import (
 )
 from pyiceberg.table import Table
 
-from lakehouse.read import scan_files
+from lakehouse.read import iter_files, scan_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,35 +92,56 @@ def read_events(
     return rows
 
 
-def read_typed(
+def iter_event_batches(
+    table: Table,
+    query: EventQuery,
+    columns: tuple[str, ...] | None = None,
+    snapshot_id: int | None = None,
+    batch_rows: int = 8_192,
+) -> Iterator[pa.RecordBatch]:
+    """Events matching ``query`` at ``snapshot_id``, streamed file by file (bounded memory)."""
+    yield from iter_files(table, query.iceberg(), query.arrow(), columns, snapshot_id, batch_rows)
+
+
+def typed_filters(
+    name: str, date_from: date | None, date_to: date | None, mpans: tuple[str, ...]
+) -> tuple[BooleanExpression, ds.Expression | None]:
+    """Iceberg and Arrow filters for a typed table (by UTC settlement date or effective date)."""
+    date_col = "utc_settlement_date" if name == "consumption" else "effective_from"
+    expr: BooleanExpression = AlwaysTrue()
+    arrow: ds.Expression | None = None
+    terms: list[tuple[BooleanExpression, ds.Expression]] = []
+    if date_from:
+        terms.append(
+            (
+                GreaterThanOrEqual(term=date_col, value=date_from.isoformat()),  # type: ignore[arg-type]
+                ds.field(date_col) >= pa.scalar(date_from, pa.date32()),
+            )
+        )
+    if date_to:
+        terms.append(
+            (
+                LessThanOrEqual(term=date_col, value=date_to.isoformat()),  # type: ignore[arg-type]
+                ds.field(date_col) <= pa.scalar(date_to, pa.date32()),
+            )
+        )
+    if mpans:
+        terms.append((In(term="mpan", values=mpans), ds.field("mpan").isin(list(mpans))))  # type: ignore[arg-type]
+    for ice, arr in terms:
+        expr = And(expr, ice)
+        arrow = arr if arrow is None else arrow & arr
+    return expr, arrow
+
+
+def iter_typed_batches(
     table: Table,
     name: str,
     date_from: date | None,
     date_to: date | None,
     mpans: tuple[str, ...],
     snapshot_id: int | None,
-) -> pa.Table:
-    """Rows of a typed table (``consumption`` by UTC settlement date, ``registration`` by effective date)."""
-    date_col = "utc_settlement_date" if name == "consumption" else "effective_from"
-    expr: BooleanExpression = AlwaysTrue()
-    arrow: ds.Expression | None = None
-
-    def both(ice: BooleanExpression, arr: ds.Expression) -> None:
-        nonlocal expr, arrow
-        expr = And(expr, ice)
-        arrow = arr if arrow is None else arrow & arr
-
-    if date_from:
-        both(
-            GreaterThanOrEqual(term=date_col, value=date_from.isoformat()),  # type: ignore[arg-type]
-            ds.field(date_col) >= pa.scalar(date_from, pa.date32()),
-        )
-    if date_to:
-        both(
-            LessThanOrEqual(term=date_col, value=date_to.isoformat()),  # type: ignore[arg-type]
-            ds.field(date_col) <= pa.scalar(date_to, pa.date32()),
-        )
-    if mpans:
-        both(In(term="mpan", values=mpans), ds.field("mpan").isin(list(mpans)))  # type: ignore[arg-type]
-    rows, _ = scan_files(table, expr, arrow, None, snapshot_id)
-    return rows
+    batch_rows: int = 8_192,
+) -> Iterator[pa.RecordBatch]:
+    """Rows of a typed table, streamed file by file (bounded memory)."""
+    expr, arrow = typed_filters(name, date_from, date_to, mpans)
+    yield from iter_files(table, expr, arrow, None, snapshot_id, batch_rows)

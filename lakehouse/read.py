@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,6 +62,34 @@ def scan_files(
     fs, stripped = _filesystem_for(table, paths)
     dataset = ds.dataset(stripped, format="parquet", filesystem=fs, schema=schema)
     return dataset.to_table(columns=list(columns) if columns else None, filter=rows, use_threads=True), len(tasks)
+
+
+def iter_files(
+    table: Table,
+    prune: BooleanExpression,
+    rows: pc.Expression | None = None,
+    columns: Sequence[str] | None = None,
+    snapshot_id: int | None = None,
+    batch_rows: int = 8_192,
+) -> Iterator[pa.RecordBatch]:
+    """Like ``scan_files`` but streamed: batches of one planned file at a time, files in path order.
+
+    Memory stays bounded by a batch (plus Arrow's read-ahead), whatever the number of rows.
+    """
+    tasks = sorted(table.scan(row_filter=prune, snapshot_id=snapshot_id).plan_files(), key=lambda t: t.file.file_path)
+    if any(t.delete_files for t in tasks):
+        table_rows, _ = scan_files(table, prune, rows, columns, snapshot_id)
+        yield from table_rows.to_batches(max_chunksize=batch_rows)
+        return
+    if not tasks:
+        return
+    schema = _arrow_schema(table, snapshot_id)
+    fs, stripped = _filesystem_for(table, [t.file.file_path for t in tasks])
+    for path in stripped:
+        dataset = ds.dataset([path], format="parquet", filesystem=fs, schema=schema)
+        for batch in dataset.to_batches(columns=list(columns) if columns else None, filter=rows, batch_size=batch_rows):
+            if batch.num_rows:
+                yield batch
 
 
 def _filesystem_for(table: Table, paths: list[str]) -> tuple[pafs.FileSystem, list[str]]:
