@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.auth import Principal, verify_token
 from api.errors import ApiError, problem_responses
 from api.formats import MEDIA_TYPES, Format, ndjson_lines, stream
-from api.service import AccessRecord, EventStoreService
+from api.service import AccessRecord, EventStoreService, ExtractFilters
 from api.settings import ApiSettings
 from lakehouse.contract.schemas import SchemaKey, list_schemas, load_schema
 from lakehouse.settings import LakehouseSettings
@@ -52,6 +52,23 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def extract_filters(
+    date_from: Annotated[date | None, Query(examples=["2026-03-28"], description="settlement date from")] = None,
+    date_to: Annotated[date | None, Query(examples=["2026-03-29"], description="settlement date to")] = None,
+    mpans: Annotated[list[str] | None, Query(max_length=1000)] = None,
+    columns: Annotated[list[str] | None, Query()] = None,
+    snapshot_id: Annotated[int | None, Query()] = None,
+    as_of: Annotated[datetime | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=200)] = None,
+    format: Annotated[Format, Query()] = "ndjson",
+) -> ExtractFilters:
+    """The filters and pin every extract endpoint accepts."""
+    return ExtractFilters(date_from, date_to, tuple(mpans or ()), tuple(columns or ()), snapshot_id, as_of, tag, format)
+
+
+FiltersDep = Annotated[ExtractFilters, Depends(extract_filters)]
 
 
 def require(principal: Principal, scope: str) -> None:
@@ -246,35 +263,15 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
     def events(
         principal: PrincipalDep,
         service: ServiceDep,
+        filters: FiltersDep,
         topics: Annotated[list[str] | None, Query(examples=[["mhhs.consumption.if-021"]])] = None,
-        date_from: Annotated[date | None, Query(examples=["2026-03-28"])] = None,
-        date_to: Annotated[date | None, Query(examples=["2026-03-29"])] = None,
-        mpans: Annotated[list[str] | None, Query(max_length=1000)] = None,
         interface: Annotated[str | None, Query(examples=["IF-021"], max_length=16)] = None,
-        columns: Annotated[list[str] | None, Query()] = None,
-        snapshot_id: Annotated[int | None, Query()] = None,
-        as_of: Annotated[datetime | None, Query()] = None,
-        tag: Annotated[str | None, Query(max_length=200)] = None,
-        format: Annotated[Format, Query()] = "ndjson",
     ) -> StreamingResponse:
         """A filtered extract of raw events from one pinned snapshot, masked for the caller's role."""
         require(principal, "extract")
-        filters = {
-            "topics": topics,
-            "date_from": date_from,
-            "date_to": date_to,
-            "mpans": mpans,
-            "interface": interface,
-            "columns": columns,
-            "snapshot_id": snapshot_id,
-            "as_of": as_of,
-            "tag": tag,
-            "format": format,
-        }
-        snap, batches, schema_ = service.extract_events(
-            principal, topics, date_from, date_to, mpans, interface, columns, snapshot_id, as_of, tag
-        )
-        return _stream_extract(service, principal, "/v1/events", filters, snap, batches, schema_, format)
+        snap, batches, schema_ = service.extract_events(principal, filters, tuple(topics or ()), interface)
+        audit = {**filters.to_json(), "topics": topics, "interface": interface}
+        return _stream_extract(service, principal, "/v1/events", audit, snap, batches, schema_, filters.format)
 
     def typed_route(name: str) -> None:
         @app.get(
@@ -288,33 +285,12 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
                 200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the rows"},
             },
         )
-        def typed(
-            principal: PrincipalDep,
-            service: ServiceDep,
-            date_from: Annotated[date | None, Query(examples=["2026-03-28"])] = None,
-            date_to: Annotated[date | None, Query(examples=["2026-03-29"])] = None,
-            mpans: Annotated[list[str] | None, Query(max_length=1000)] = None,
-            columns: Annotated[list[str] | None, Query()] = None,
-            snapshot_id: Annotated[int | None, Query()] = None,
-            as_of: Annotated[datetime | None, Query()] = None,
-            tag: Annotated[str | None, Query(max_length=200)] = None,
-            format: Annotated[Format, Query()] = "ndjson",
-        ) -> StreamingResponse:
+        def typed(principal: PrincipalDep, service: ServiceDep, filters: FiltersDep) -> StreamingResponse:
             require(principal, "extract")
-            filters = {
-                "date_from": date_from,
-                "date_to": date_to,
-                "mpans": mpans,
-                "columns": columns,
-                "snapshot_id": snapshot_id,
-                "as_of": as_of,
-                "tag": tag,
-                "format": format,
-            }
-            snap, batches, schema_ = service.extract_typed(
-                principal, name, date_from, date_to, mpans, columns, snapshot_id, as_of, tag
+            snap, batches, schema_ = service.extract_typed(principal, name, filters)
+            return _stream_extract(
+                service, principal, f"/v1/{name}", filters.to_json(), snap, batches, schema_, filters.format
             )
-            return _stream_extract(service, principal, f"/v1/{name}", filters, snap, batches, schema_, format)
 
     typed_route("consumption")
     typed_route("registration")
@@ -336,7 +312,7 @@ def _stream_extract(
     service: EventStoreService,
     principal: Principal,
     endpoint: str,
-    filters: dict[str, Any],
+    filters: Mapping[str, Any],
     snap: int | None,
     batches: Iterator[Any],
     schema_: Any,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ import pyarrow as pa
 from api.auth import Principal
 from api.entitlements import ALL_ROWS, SERVICE_ROLES, filter_entitled
 from api.errors import ApiError
+from api.formats import Format
 from api.masking import Policy, load_policy, mask_batch
 from api.settings import ApiSettings
 from lakehouse.catalog import open_catalog
@@ -28,6 +30,8 @@ from lakehouse.registration import registration_intervals
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import ACCESS_LOG, EVENTS, TABLES, ensure_table
 from lakehouse.writer import append_rows
+
+log = logging.getLogger(__name__)
 
 REPLAY_COLUMNS = (
     "topic",
@@ -43,6 +47,23 @@ REPLAY_COLUMNS = (
     "interface_id",
     "transaction_id",
 )
+
+
+@dataclass(frozen=True)
+class ExtractFilters:
+    """What every extract can be filtered and pinned by (the typed tables and the events)."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    mpans: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    snapshot_id: int | None = None
+    as_of: datetime | None = None
+    tag: str | None = None
+    format: Format = "ndjson"
+
+    def to_json(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items()}
 
 
 @dataclass
@@ -252,75 +273,51 @@ class EventStoreService:
         return registration_intervals(reg)
 
     # -- extracts -------------------------------------------------------------------------
+    def _pin(self, table: Any, f: ExtractFilters, name: str) -> int | None:
+        """The snapshot an extract reads (404 when outside the retained history); checks columns."""
+        try:
+            snap = resolve_snapshot(table, f.snapshot_id, f.as_of, f.tag)
+        except LakehouseError as exc:
+            raise ApiError(404, "snapshot_not_found", str(exc)) from exc
+        unknown = [c for c in f.columns if c not in TABLES[name].arrow_schema.names]
+        if unknown:
+            raise ApiError(400, "unknown_column", f"no such columns: {', '.join(unknown)}")
+        return snap
+
     def extract_events(
-        self,
-        principal: Principal,
-        topics: list[str] | None,
-        date_from: date | None,
-        date_to: date | None,
-        mpans: list[str] | None,
-        interface: str | None,
-        columns: list[str] | None,
-        snapshot_id: int | None,
-        as_of: datetime | None,
-        tag: str | None,
+        self, principal: Principal, f: ExtractFilters, topics: tuple[str, ...] = (), interface: str | None = None
     ) -> tuple[int | None, Iterator[pa.RecordBatch], pa.Schema]:
         """Filtered events as masked Arrow batches from one pinned snapshot."""
         events = self.table(EVENTS)
-        try:
-            snap = resolve_snapshot(events, snapshot_id, as_of, tag)
-        except LakehouseError as exc:
-            raise ApiError(404, "snapshot_not_found", str(exc)) from exc
-        for t in topics or []:
+        for t in topics:
             if self.catalogue.by_name(t) is None:
                 raise ApiError(404, "unknown_topic", f"no topic {t!r}")
+        snap = self._pin(events, f, EVENTS)
+        schema = TABLES[EVENTS].arrow_schema
+        if snap is None:
+            return snap, *self._protect(principal, iter(()), schema, None, f.columns)
         query = EventQuery(
-            topics=tuple(topics or ()),
-            date_from=date_from,
-            date_to=date_to,
-            mpans=tuple(mpans or ()),
+            topics=topics,
+            date_from=f.date_from,
+            date_to=f.date_to,
+            mpans=f.mpans,
             interfaces=(interface,) if interface else (),
         )
-        unknown = [c for c in columns or [] if c not in TABLES[EVENTS].arrow_schema.names]
-        if unknown:
-            raise ApiError(400, "unknown_column", f"no such columns: {', '.join(unknown)}")
-        if snap is None:
-            schema = TABLES[EVENTS].arrow_schema
-            return (
-                None,
-                iter(()),
-                mask_batch(schema.empty_table(), principal.role, self.policy, self._mask_secret).schema,
-            )
         batches = iter_event_batches(events, query, None, snap, self.api.batch_rows)
-        return snap, *self._protect(principal, batches, TABLES[EVENTS].arrow_schema, snap, columns)
+        return snap, *self._protect(principal, batches, schema, snap, f.columns)
 
     def extract_typed(
-        self,
-        principal: Principal,
-        name: str,
-        date_from: date | None,
-        date_to: date | None,
-        mpans: list[str] | None,
-        columns: list[str] | None,
-        snapshot_id: int | None,
-        as_of: datetime | None,
-        tag: str | None,
+        self, principal: Principal, name: str, f: ExtractFilters
     ) -> tuple[int | None, Iterator[pa.RecordBatch], pa.Schema]:
         """The typed ``consumption`` or ``registration`` table, filtered, entitled and masked."""
         table = self.table(name)
-        try:
-            snap = resolve_snapshot(table, snapshot_id, as_of, tag)
-        except LakehouseError as exc:
-            raise ApiError(404, "snapshot_not_found", str(exc)) from exc
+        snap = self._pin(table, f, name)
         schema = TABLES[name].arrow_schema
-        unknown = [c for c in columns or [] if c not in schema.names]
-        if unknown:
-            raise ApiError(400, "unknown_column", f"no such columns: {', '.join(unknown)}")
         if snap is None:
-            return snap, *self._protect(principal, iter(()), schema, None, columns)
-        batches = iter_typed_batches(table, name, date_from, date_to, tuple(mpans or ()), snap, self.api.batch_rows)
+            return snap, *self._protect(principal, iter(()), schema, None, f.columns)
+        batches = iter_typed_batches(table, name, f.date_from, f.date_to, f.mpans, snap, self.api.batch_rows)
         # entitlements come from the registration history in the events table's current snapshot
-        return snap, *self._protect(principal, batches, schema, resolve_snapshot(self.table(EVENTS)), columns)
+        return snap, *self._protect(principal, batches, schema, resolve_snapshot(self.table(EVENTS)), f.columns)
 
     def _protect(
         self,
@@ -328,7 +325,7 @@ class EventStoreService:
         batches: Iterator[pa.RecordBatch],
         schema: pa.Schema,
         events_snapshot: int | None,
-        columns: list[str] | None,
+        columns: tuple[str, ...],
     ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
         """Entitle and mask a stream of batches, batch by batch; return the stream and its schema."""
         out_schema = mask_batch(schema.empty_table(), principal.role, self.policy, self._mask_secret).schema
@@ -370,7 +367,17 @@ class EventStoreService:
             },
             schema=TABLES[ACCESS_LOG].arrow_schema,
         )
-        append_rows(self.table(ACCESS_LOG), row)
+        try:
+            append_rows(self.table(ACCESS_LOG), row)
+        except Exception as exc:  # the response is already sent: log loudly, never break it
+            log.error(
+                "audit_write_failed",
+                extra={
+                    "endpoint": record.endpoint,
+                    "subject": record.principal.subject,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
 
     def audit_log(self, limit: int) -> list[dict[str, object]]:
         t = self.table(ACCESS_LOG)

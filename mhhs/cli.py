@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 
 import typer
+from pydantic import ValidationError
 
 from api import cli as api_cli
 from ingest import cli as ingest_cli
@@ -32,7 +34,10 @@ def _setup(
     log_level: str = typer.Option("INFO", envvar="MHHS_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR"),
 ) -> None:
     """Configure structured logging once for whichever command runs."""
-    configure_logging(log_level)
+    try:
+        configure_logging(log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level / MHHS_LOG_LEVEL") from exc
 
 
 @app.command("demo")
@@ -76,5 +81,11 @@ def demo(
 
 
 def main() -> None:
-    """Entry point of the ``mhhs`` console script."""
-    app()
+    """Entry point of the ``mhhs`` console script; bad MHHS_* settings end with a message and exit 1."""
+    try:
+        app()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or exc.title
+        print(f"error: invalid setting {where} ({exc.title}): {first['msg']}", file=sys.stderr)
+        raise SystemExit(1) from exc

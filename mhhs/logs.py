@@ -13,7 +13,7 @@ def configure_logging(level: str = "INFO") -> None:
     """Route structlog and stdlib logging to JSON lines on stderr at ``level``.
 
     Raises:
-        typer.BadParameter-like ValueError: if ``level`` is not a logging level name.
+        ValueError: if ``level`` is not a logging level name.
     """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):

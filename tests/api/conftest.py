@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -46,7 +45,3 @@ def bearer(
     settings: ApiSettings, subject: str, role: str, scopes: list[str] | None = None, grants: list[str] | None = None
 ) -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_token(settings, subject, role, scopes, grants=grants)}"}
-
-
-def tmp(path: Path) -> Path:
-    return path

@@ -141,3 +141,20 @@ def test_bad_arguments_exit_non_zero_with_a_message(tmp_path: Path) -> None:
     result = runner.invoke(app, ["publish", str(bad)])
     assert result.exit_code == 1
     assert "bad.jsonl:2" in result.output
+
+
+def test_invalid_settings_and_log_level_end_with_a_message(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    env = {"MHHS_BATCH_MAX_RECORDS": "lots", "PATH": "/usr/bin:/bin"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "mhhs", "ingest", "--until-idle", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1 and "batch_max_records" in bad.stderr and "Traceback" not in bad.stderr
+    level = runner.invoke(app, ["--log-level", "LOUD", "topics"])
+    assert level.exit_code == 2 and "LOUD" in level.output

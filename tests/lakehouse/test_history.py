@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -62,4 +61,3 @@ def test_timestamps_are_utc_and_in_commit_order(landed: LandingWriter) -> None:
     snaps = list_snapshots(landed.events)
     assert all(s.committed_at.tzinfo == UTC for s in snaps)
     assert snaps[-1].committed_at <= datetime.now(UTC) + timedelta(seconds=1)
-    time.sleep(0.01)
