@@ -44,7 +44,7 @@ def filter_entitled(rows: pa.Table, principal: Principal, intervals: pa.Table | 
         sql = "SELECT * FROM rows_in WHERE mpan IS NULL OR mpan IN (SELECT mpan FROM granted)"
     elif role in ("LDSO", "REGS"):
         sql = "SELECT * FROM rows_in WHERE mpan IS NULL OR substr(mpan, 1, 2) = $dist"
-        return con.execute(sql, {"dist": distributor_of(principal.subject)}).fetch_arrow_table().cast(rows.schema)
+        return con.execute(sql, {"dist": distributor_of(principal.subject)}).to_arrow_table().cast(rows.schema)
     elif role == "SUP" or role in SERVICE_ROLES:
         assert intervals is not None
         con.register("intervals", intervals)
@@ -54,7 +54,7 @@ def filter_entitled(rows: pa.Table, principal: Principal, intervals: pa.Table | 
                 WHERE i.mpan = r.mpan AND i.participant = $subject AND i.role = $role
                   AND r.{date_col} BETWEEN i.eff_from AND i.eff_to)
         """
-        return con.execute(sql, {"subject": principal.subject, "role": role}).fetch_arrow_table().cast(rows.schema)
+        return con.execute(sql, {"subject": principal.subject, "role": role}).to_arrow_table().cast(rows.schema)
     else:
         sql = "SELECT * FROM rows_in WHERE mpan IS NULL"
-    return con.execute(sql).fetch_arrow_table().cast(rows.schema)
+    return con.execute(sql).to_arrow_table().cast(rows.schema)

@@ -110,7 +110,7 @@ def main() -> None:
         snap = table.current_snapshot().snapshot_id  # type: ignore[union-attr]
         con = connect()
         t = time.perf_counter()
-        duck_rows = con.sql(f"SELECT * FROM {iceberg_scan_sql(table, snap)}").fetch_arrow_table().num_rows
+        duck_rows = con.sql(f"SELECT * FROM {iceberg_scan_sql(table, snap)}").to_arrow_table().num_rows
         duck_s = time.perf_counter() - t
 
         port = free_port()

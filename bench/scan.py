@@ -102,7 +102,7 @@ def main() -> None:
                 return t.num_rows, files
 
             def duck(sql=sql):  # type: ignore[no-untyped-def]
-                t = con.sql(f"SELECT * FROM {src} WHERE {sql}").fetch_arrow_table()
+                t = con.sql(f"SELECT * FROM {src} WHERE {sql}").to_arrow_table()
                 return t.num_rows, -1
 
             p_s, p_rows, p_files = best_of(project)

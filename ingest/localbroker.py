@@ -24,30 +24,10 @@ import orjson
 from ingest.broker import wait_for_broker
 from ingest.errors import BrokerUnavailableError, LocalBrokerError
 from ingest.settings import IngestSettings
+from lakehouse.maven import MavenFetchError, fetch_artifacts
 
 LOG4J_VERSION = "2.25.2"
 SLF4J_VERSION = "2.0.17"
-
-_POM = """<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>uk.mhhs.eventstore</groupId>
-  <artifactId>local-kafka-broker</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
-      <version>{kafka}</version></dependency>
-    <!-- Kafka declares slf4j 1.7; the log4j2 binding needs 2.x -->
-    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId>
-      <version>{slf4j}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
-      <version>{log4j}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
-      <version>{log4j}</version></dependency>
-  </dependencies>
-</project>
-"""
 
 _LOG4J2 = """status = warn
 appender.console.type = Console
@@ -81,38 +61,17 @@ def fetch_broker(settings: IngestSettings) -> Path:
     Raises:
         LocalBrokerError: if Maven is missing or cannot resolve the artifacts.
     """
-    libs = settings.kafka_cache_dir / f"kafka-{settings.kafka_version}" / "libs"
-    marker = libs / ".complete"
-    if marker.exists():
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise LocalBrokerError("Maven (mvn) is not on PATH: install Maven 3 and Java 17+")
-    work = libs.parent
-    work.mkdir(parents=True, exist_ok=True)
-    pom = work / "pom.xml"
-    pom.write_text(
-        _POM.format(kafka=settings.kafka_version, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION),
-        encoding="utf-8",
-    )
-    if libs.exists():
-        shutil.rmtree(libs)
-    cmd = [
-        mvn,
-        "-q",
-        "-B",
-        "-f",
-        str(pom),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={libs}",
-        "-DincludeScope=runtime",
+    coordinates = [
+        f"org.apache.kafka:kafka_2.13:{settings.kafka_version}",
+        # Kafka declares slf4j 1.7; the log4j2 binding needs 2.x
+        f"org.slf4j:slf4j-api:{SLF4J_VERSION}",
+        f"org.apache.logging.log4j:log4j-slf4j2-impl:{LOG4J_VERSION}",
+        f"org.apache.logging.log4j:log4j-core:{LOG4J_VERSION}",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
-        raise LocalBrokerError("Maven could not fetch the Kafka broker: " + " | ".join(tail))
-    marker.write_text(settings.kafka_version, encoding="utf-8")
-    return libs
+    try:
+        return fetch_artifacts(f"kafka-{settings.kafka_version}", coordinates, settings.kafka_cache_dir)
+    except MavenFetchError as exc:
+        raise LocalBrokerError(str(exc)) from exc
 
 
 def _free_port() -> int:

@@ -81,7 +81,7 @@ def explode_consumption(events: pa.Table) -> pa.Table:
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     con.register("batch", events)
-    rows = con.execute(_EXPLODE).fetch_arrow_table()
+    rows = con.execute(_EXPLODE).to_arrow_table()
     period_end = pc.cast(rows.column("period_end_utc"), pa.timestamp("us", tz="UTC"))
     local_date, local_period = _local_columns(period_end)
     columns = {

@@ -65,7 +65,7 @@ def registration_intervals(registration_events: pa.Table) -> pa.Table:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.register("registration", registration_events)
-    return con.execute(INTERVALS_SQL).fetch_arrow_table()
+    return con.execute(INTERVALS_SQL).to_arrow_table()
 
 
 def refine_registration(catalog: Catalog, settings: LakehouseSettings) -> int:

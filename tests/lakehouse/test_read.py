@@ -14,7 +14,7 @@ from lakehouse.writer import LandingWriter
 def test_duckdb_reads_the_same_rows_as_pyiceberg(landed: LandingWriter) -> None:
     table = landed.events
     con = connect()
-    rows = con.sql(f'SELECT topic, "partition", "offset", "value" FROM {iceberg_scan_sql(table)}').fetch_arrow_table()
+    rows = con.sql(f'SELECT topic, "partition", "offset", "value" FROM {iceberg_scan_sql(table)}').to_arrow_table()
     assert content_checksum(rows) == whole_table_checksum(table)
     create_views(con, {"events": table, "quarantine": landed.quarantine})
     assert con.sql("SELECT count(*) FROM events").fetchone()[0] == rows.num_rows  # type: ignore[index]

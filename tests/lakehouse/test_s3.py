@@ -1,14 +1,16 @@
-"""The SQL catalog on S3-compatible storage (moto's server, a real HTTP S3 endpoint), by settings alone."""
+"""Catalogs on S3-compatible storage (moto's server, a real HTTP S3 endpoint), by settings alone.
+
+Two catalogs: the embedded SQL catalog, and Apache Iceberg's REST catalog server from Maven Central.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from lakehouse.catalog import open_catalog
 from lakehouse.history import create_tag, list_snapshots
@@ -17,39 +19,33 @@ from lakehouse.refine import refine_consumption
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
 from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.lakehouse.servers import ACCESS_KEY, SECRET_KEY, rest_catalog_server, s3_server
 
 
-@pytest.fixture()
-def s3_lake(tmp_path: Path) -> Iterator[LakehouseSettings]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket="warehouse")
-    try:
-        yield LakehouseSettings(
-            warehouse="s3://warehouse/mhhs",
-            catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}",
-            s3_endpoint=endpoint,
-            s3_access_key_id="testing",
-            s3_secret_access_key="testing",  # type: ignore[arg-type]
-            keep_last_snapshots=2,
-            snapshot_retention_hours=0,
-        )
-    finally:
-        server.stop()
+@pytest.fixture(params=["sql", "rest"])
+def s3_lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LakehouseSettings]:
+    """The product's settings for a catalog on S3: the SQL catalog, or Iceberg's own REST server."""
+    with s3_server() as s3, contextlib.ExitStack() as stack:
+        common = {
+            "s3_endpoint": s3.endpoint,
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+            "keep_last_snapshots": 2,
+            "snapshot_retention_hours": 0,
+        }
+        if request.param == "sql":
+            yield LakehouseSettings(
+                warehouse=f"s3://{s3.bucket}/mhhs", catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}", **common
+            )
+        else:
+            uri = stack.enter_context(rest_catalog_server(tmp_path, s3, prefix="mhhs"))
+            yield LakehouseSettings(catalog_type="rest", catalog_uri=uri, warehouse=f"s3://{s3.bucket}/mhhs", **common)
 
 
 def test_land_read_tag_refine_compact_and_expire_on_s3(s3_lake: LakehouseSettings) -> None:
     writer = LandingWriter(s3_lake)
     assert writer.events.location().startswith("s3://warehouse/mhhs")
-    batches = simulated_batches(10, 150)
+    batches = simulated_batches(6, 150)
     for events, quarantine, offsets in batches:
         writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
     expected = sum(b[0].num_rows for b in batches)
