@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: help install demo test lint kafka-up kafka-down bench clean
+.PHONY: help install demo test lint interop kafka-up kafka-down bench clean
 
 help:
 	@echo "make demo        run the whole product end to end on a local broker"
 	@echo "make test        lint, type-check, architecture contracts and the test suite"
+	@echo "make interop     Apache Spark (Iceberg's Spark runtime) reads the tables; also part of make test"
 	@echo "make kafka-up    start the local Apache Kafka broker (make kafka-down stops it)"
 	@echo "make bench       run the benchmarks under bench/"
 
@@ -31,6 +32,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+interop: $(STAMP)
+	$(BIN)/python -m pytest -q -m interop
 
 kafka-up: $(STAMP)
 	$(BIN)/mhhs broker up
