@@ -26,7 +26,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.history import list_snapshots, resolve_snapshot
 from lakehouse.offsets import snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
-from lakehouse.registration import registration_intervals
+from lakehouse.registration import APPOINTMENT_INTERFACES, SOURCE_COLUMNS, registration_intervals
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import ACCESS_LOG, EVENTS, TABLES, ensure_table
 from lakehouse.writer import append_rows
@@ -266,8 +266,8 @@ class EventStoreService:
         events = self.table(EVENTS)
         reg = read_events(
             events,
-            EventQuery(interfaces=("IF-036", "IF-037")),
-            ("mpan", "settlement_date", "interface_id", "transaction_id", "value"),
+            EventQuery(interfaces=APPOINTMENT_INTERFACES),  # energisation and consent change no entitlement
+            SOURCE_COLUMNS,
             snapshot_id,
         )
         return registration_intervals(reg)

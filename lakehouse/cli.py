@@ -154,15 +154,19 @@ def sql(query: Annotated[str, typer.Argument(help="DuckDB SQL over views named a
 def refine(
     rebuild: Annotated[bool, typer.Option(help="recreate the typed tables from the events table")] = False,
 ) -> None:
-    """Derive the typed consumption table from newly landed IF-021 events (exactly once)."""
+    """Bring the typed consumption and registration tables up to the events table (exactly once)."""
     from lakehouse.refine import rebuild_consumption, refine_consumption
-    from lakehouse.registration import refine_registration
+    from lakehouse.registration import rebuild_registration, refine_registration
 
     settings = LakehouseSettings()
     catalog = open_catalog(settings)
     try:
         result = rebuild_consumption(catalog, settings) if rebuild else refine_consumption(catalog, settings)
+        reg = rebuild_registration(catalog, settings) if rebuild else refine_registration(catalog, settings)
     except LakehouseError as exc:
         raise _fail(str(exc)) from exc
     out.print(f"consumption: +{result.rows:,} rows (snapshot {result.snapshot_id})")
-    out.print(f"registration: {refine_registration(catalog, settings):,} intervals")
+    out.print(
+        f"registration: {reg.events_read:,} new events, {reg.mpans_recomputed:,} MPANs recomputed, "
+        f"{reg.rows_replaced:,} rows replaced by {reg.rows_written:,} (snapshot {reg.snapshot_id})"
+    )

@@ -64,6 +64,15 @@ def scan_files(
     return dataset.to_table(columns=list(columns) if columns else None, filter=rows, use_threads=True), len(tasks)
 
 
+def read_data_files(table: Table, paths: Sequence[str]) -> pa.Table:
+    """Every row of the given data files of ``table``, in its current schema (files in the order given)."""
+    schema = _arrow_schema(table, None)
+    if not paths:
+        return schema.empty_table()
+    fs, stripped = _filesystem_for(table, list(paths))
+    return ds.dataset(stripped, format="parquet", filesystem=fs, schema=schema).to_table(use_threads=True)
+
+
 def iter_files(
     table: Table,
     prune: BooleanExpression,

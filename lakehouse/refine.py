@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import EqualTo
+from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual
 from pyiceberg.table import Table
 
 from lakehouse.offsets import committed_offsets
@@ -118,7 +118,10 @@ def refine_consumption(catalog: Catalog, settings: LakehouseSettings, max_attemp
     low = min(watermark.values()) if watermark else 0
     new = (
         events.scan(
-            row_filter=EqualTo(term="topic", value=CONSUMPTION_TOPIC),  # type: ignore[arg-type]
+            row_filter=And(
+                EqualTo(term="topic", value=CONSUMPTION_TOPIC),  # type: ignore[arg-type]
+                GreaterThanOrEqual(term="offset", value=low),  # type: ignore[arg-type]
+            ),
             selected_fields=(
                 "topic",
                 "partition",
@@ -137,13 +140,14 @@ def refine_consumption(catalog: Catalog, settings: LakehouseSettings, max_attemp
     if new.num_rows:
         new = new.filter(pc.greater_equal(new.column("offset"), low))
         new = drop_landed(new, watermark)
-    next_offsets = _next_offsets(new)
+    next_offsets = next_offsets_of(new)
     rows = explode_consumption(new)
     props = {"mhhs.refined-from-snapshot": str(source_snapshot.snapshot_id) if source_snapshot else ""}
     return append_with_offsets(target, rows, REFINE_GROUP, next_offsets, props, max_attempts, coords=_COORDS)
 
 
-def _next_offsets(rows: pa.Table) -> dict[tuple[str, int], int]:
+def next_offsets_of(rows: pa.Table) -> dict[tuple[str, int], int]:
+    """Per (topic, partition) of ``rows``: one past the highest offset (where a reader resumes)."""
     if rows.num_rows == 0:
         return {}
     grouped = rows.group_by(["topic", "partition"]).aggregate([("offset", "max")])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 
 import pyarrow as pa
@@ -95,27 +94,3 @@ def test_local_periods_follow_the_clock_change(lake: LakehouseSettings) -> None:
     assert all(v == list(range(1, 47)) for v in complete)  # 46 periods in local time
     utc_counts = Counter((r["mpan"], r["utc_settlement_date"]) for r in rows if r["measurement_quantity"] == "AI")
     assert max(utc_counts.values()) >= 48  # a UTC day always has 48
-
-
-def test_registration_intervals_follow_changes_of_supplier(lake: LakehouseSettings) -> None:
-    from lakehouse.registration import refine_registration
-    from lakehouse.tables import REGISTRATION
-
-    writer = LandingWriter(lake)
-    for events, quarantine, offsets in simulated_batches(12, 150):
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
-    catalog = open_catalog(lake)
-    n = refine_registration(catalog, lake)
-    rows = ensure_table(catalog, lake, REGISTRATION).scan().to_arrow().to_pylist()
-    assert n == len(rows) > 0
-    by_mpan_role: dict[tuple[str, str], list[dict]] = {}  # type: ignore[type-arg]
-    for r in rows:
-        by_mpan_role.setdefault((r["mpan"], r["role"]), []).append(r)
-    for (mpan, role), intervals in by_mpan_role.items():
-        if role != "SUP":
-            continue
-        intervals.sort(key=lambda r: r["effective_from"])
-        assert sum(1 for r in intervals if r["status"] == "active") == 1, mpan  # one current supplier
-        for before, after in itertools.pairwise(intervals):  # contiguous, no overlap
-            assert before["effective_to"] is not None and before["effective_to"] < after["effective_from"]
-    assert refine_registration(catalog, lake) == n  # recomputation gives the same rows
