@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import jwt
 
@@ -79,17 +81,43 @@ def issue_token(
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
+@functools.lru_cache(maxsize=8)
+def _jwks_client(url: str, lifespan: int) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=max(lifespan, 1), timeout=10)
+
+
+@functools.lru_cache(maxsize=8)
+def _public_key(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _verification_key(settings: ApiSettings, token: str) -> Any:
+    """The key that must have signed ``token``: the HS256 secret, the PEM key, or the JWKS key named by ``kid``.
+
+    Raises:
+        ApiError: 401 when the token names no key the JWKS holds; 503 when the JWKS cannot be fetched.
+    """
+    if settings.jwt_algorithm == "HS256":
+        return settings.jwt_secret.get_secret_value()
+    if settings.jwt_public_key_file is not None:
+        return _public_key(settings.jwt_public_key_file)
+    assert settings.jwt_jwks_url is not None
+    client = _jwks_client(settings.jwt_jwks_url, settings.jwks_cache_seconds)
+    try:
+        return client.get_signing_key_from_jwt(token).key
+    except jwt.PyJWKClientConnectionError as exc:
+        raise ApiError(503, "jwks_unavailable", "the identity provider's keys cannot be fetched") from exc
+    except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
+        raise ApiError(401, "invalid_token", f"the bearer token is not valid: {exc}") from exc
+
+
 def verify_token(settings: ApiSettings, token: str) -> Principal:
     """Verify signature, algorithm, audience, issuer and expiry; return the caller.
 
     Raises:
         ApiError: 401 ``invalid_token`` for anything wrong with the token.
     """
-    if settings.jwt_algorithm == "HS256":
-        key: str | bytes = settings.jwt_secret.get_secret_value()
-    else:
-        assert settings.jwt_public_key_file is not None
-        key = settings.jwt_public_key_file.read_bytes()
+    key = _verification_key(settings, token)
     try:
         claims = jwt.decode(
             token,

@@ -44,8 +44,9 @@ class ApiError(Exception):
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` declaring problem+json for ``statuses`` (and 422, 500 always)."""
+    """OpenAPI ``responses`` declaring problem+json for ``statuses`` (and 422, 500 always; 503 with 401)."""
     out: dict[int | str, dict[str, Any]] = {}
-    for status in (*statuses, 422, 500):
+    extra = (503,) if 401 in statuses else ()  # an authenticated route answers 503 when the JWKS is unreachable
+    for status in (*statuses, *extra, 422, 500):
         out[status] = {"model": Problem, "content": {"application/problem+json": {}}, "description": "problem"}
     return out

@@ -20,6 +20,10 @@ class ApiSettings(BaseSettings):
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: SecretStr = Field(default=SecretStr(DEV_SECRET), description="HS256 signing secret")
     jwt_public_key_file: Path | None = Field(default=None, description="PEM public key for RS256")
+    jwt_jwks_url: str | None = Field(
+        default=None, description="RS256: the identity provider's JWKS (https:// or file://); keys chosen by `kid`"
+    )
+    jwks_cache_seconds: int = Field(default=300, ge=0, description="how long fetched JWKS keys are trusted")
     jwt_audience: str = "mhhs-event-store"
     jwt_issuer: str = "mhhs-event-store"
     mask_secret: SecretStr = Field(default=SecretStr(DEV_SECRET + "-mask"), description="HMAC key for MPAN tokens")
@@ -30,10 +34,11 @@ class ApiSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ApiSettings:
-        if not self.dev_mode and self.jwt_algorithm == "HS256":
-            for name in ("jwt_secret", "mask_secret", "cursor_secret"):
+        if not self.dev_mode:
+            names = (("jwt_secret",) if self.jwt_algorithm == "HS256" else ()) + ("mask_secret", "cursor_secret")
+            for name in names:
                 if getattr(self, name).get_secret_value().startswith(DEV_SECRET):
                     raise ValueError(f"MHHS_API_{name.upper()} must be set (or MHHS_API_DEV_MODE=true)")
-        if self.jwt_algorithm == "RS256" and self.jwt_public_key_file is None:
-            raise ValueError("RS256 needs MHHS_API_JWT_PUBLIC_KEY_FILE")
+        if self.jwt_algorithm == "RS256" and (self.jwt_public_key_file is None) == (self.jwt_jwks_url is None):
+            raise ValueError("RS256 needs exactly one of MHHS_API_JWT_PUBLIC_KEY_FILE and MHHS_API_JWT_JWKS_URL")
         return self

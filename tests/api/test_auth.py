@@ -91,3 +91,92 @@ def test_unknown_topic_is_404_and_bad_offsets_400(client: TestClient, api_settin
         client.get(f"/v1/replays/{TOPIC}", params={"from_offsets": "x"}, headers=headers), 400, "invalid_offsets"
     )
     _assert_problem(client.get("/v1/no-such-route", headers=headers), 404, "not_found")
+
+
+class _JwksServer:
+    """The identity provider's JWKS endpoint, on 127.0.0.1, serving whatever keys the test sets."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.body = b'{"keys": []}'
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_rs256_tokens_are_verified_against_the_jwks(api_lake, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from api.app import create_app
+
+    ours, stranger = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(ours.public_key()))
+    jwks = _JwksServer()
+    jwks.body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+    settings = ApiSettings(
+        jwt_algorithm="RS256",
+        jwt_jwks_url=jwks.url,
+        mask_secret="m" * 40,  # type: ignore[arg-type]
+        cursor_secret="c" * 40,  # type: ignore[arg-type]
+    )
+    now = datetime.now(UTC)
+    claims = {
+        "sub": "MDSV",
+        "role": "MDS",
+        "scope": "replay extract",
+        "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer,
+        "exp": now + timedelta(minutes=5),
+    }
+
+    def call(token: str):  # type: ignore[no-untyped-def]
+        return client.get("/v1/topics", headers={"Authorization": f"Bearer {token}"})
+
+    try:
+        with TestClient(create_app(settings, api_lake)) as client:
+            assert call(jwt.encode(claims, ours, algorithm="RS256", headers={"kid": "k1"})).status_code == 200
+            forged = jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": "k1"})
+            _assert_problem(call(forged), 401, "invalid_token")
+            unknown_kid = jwt.encode(claims, ours, algorithm="RS256", headers={"kid": "k9"})
+            _assert_problem(call(unknown_kid), 401, "invalid_token")
+            confused = jwt.encode(claims, "a-shared-secret-long-enough-for-hs256-0123", algorithm="HS256",
+                                  headers={"kid": "k1"})  # fmt: skip
+            _assert_problem(call(confused), 401, "invalid_token")
+            jwks.close()
+            _jwks_cache_clear()
+            _assert_problem(call(unknown_kid), 503, "jwks_unavailable")
+    finally:
+        jwks.close()
+
+
+def _jwks_cache_clear() -> None:
+    from api import auth
+
+    auth._jwks_client.cache_clear()
+
+
+def test_rs256_needs_exactly_one_key_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="exactly one"):
+        ApiSettings(jwt_algorithm="RS256", dev_mode=True)
+    with pytest.raises(ValueError, match="MASK_SECRET"):
+        ApiSettings(jwt_algorithm="RS256", jwt_jwks_url="file:///nowhere.json")
