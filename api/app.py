@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import Principal, verify_token
@@ -21,6 +24,8 @@ from api.service import AccessRecord, EventStoreService, ExtractFilters
 from api.settings import ApiSettings
 from lakehouse.contract.schemas import SchemaKey, list_schemas, load_schema
 from lakehouse.settings import LakehouseSettings
+
+log = logging.getLogger(__name__)
 
 bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT (sub, role, scope)")
 
@@ -92,14 +97,25 @@ def _parse_offsets(raw: str | None, name: str) -> dict[int, int] | None:
 
 
 def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
-    """Build the application (opens the catalog once)."""
+    """Build the application (opens the catalog once, warms the tables up at start-up)."""
+    service = EventStoreService(api, lake)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            await run_in_threadpool(service.warm_up)
+        except Exception as exc:  # not fatal: /ready reports the catalog, requests retry
+            log.warning("warm_up_failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="MHHS Event Store API",
         version="0.1.0",
         description="Consumer-recovery replays and filtered extracts of every MHHS broker event, masked per "
         "role, entitled per row and audited. Errors are RFC 9457 problem+json with a stable `code`.",
     )
-    app.state.service = EventStoreService(api, lake)
+    app.state.service = service
     registry = CollectorRegistry()
     requests = Counter("mhhs_api_requests", "API requests", ["route", "status"], registry=registry)
 

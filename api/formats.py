@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
+import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -34,6 +37,8 @@ def _plain(v: Any) -> Any:
         return _text(v)
     if isinstance(v, Decimal):
         return str(v)  # kWh keep their 3 decimals exactly
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="microseconds")  # as the vectorised path writes them
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, list):
@@ -45,8 +50,39 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(v) for k, v in row.items()}
 
 
+def _json_ready(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The column with every value in its JSON form (raises ArrowInvalid for bytes that are not UTF-8)."""
+    t = col.type
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_decimal(t):
+        return pc.cast(col, pa.large_string())
+    if pa.types.is_timestamp(t):
+        text = pc.strftime(col, format="%Y-%m-%dT%H:%M:%S")
+        return pc.binary_join_element_wise(text, "+00:00" if t.tz else "", "") if t.tz else text
+    if pa.types.is_date(t):
+        return pc.strftime(col, format="%Y-%m-%d")
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_struct(t):
+        raise pa.ArrowInvalid("nested")  # headers: the per-row path keeps their shape
+    return col
+
+
 def ndjson_lines(batch: pa.RecordBatch, kind: str | None = None) -> bytes:
-    """One JSON object per row; bytes as UTF-8 text (base64 only when not UTF-8)."""
+    """One JSON object per row; bytes as UTF-8 text (base64 only when not UTF-8).
+
+    Vectorised (Arrow casts, Polars' NDJSON writer) when every value has a plain JSON form;
+    per row otherwise (nested columns, bytes that are not UTF-8).
+    """
+    if batch.num_rows == 0:
+        return b""
+    try:
+        cols = {name: _json_ready(batch.column(i)) for i, name in enumerate(batch.schema.names)}
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _ndjson_rows(batch, kind)
+    if kind:
+        cols = {"type": pa.array([kind] * batch.num_rows, pa.large_string()), **cols}
+    return pl.from_arrow(pa.table(cols)).write_ndjson().encode()  # type: ignore[union-attr]
+
+
+def _ndjson_rows(batch: pa.RecordBatch, kind: str | None) -> bytes:
     extra = {"type": kind} if kind else {}
     return b"".join(
         orjson.dumps({**extra, **_jsonable(row)}, option=orjson.OPT_NAIVE_UTC) + b"\n" for row in batch.to_pylist()

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -15,7 +16,7 @@ import orjson
 import pyarrow as pa
 
 from api.auth import Principal
-from api.entitlements import ALL_ROWS, SERVICE_ROLES, filter_entitled
+from api.entitlements import ALL_ROWS, SERVICE_ROLES, Entitlement, filter_entitled
 from api.errors import ApiError
 from api.formats import Format
 from api.masking import Policy, load_policy, mask_batch
@@ -28,7 +29,7 @@ from lakehouse.offsets import snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
 from lakehouse.registration import APPOINTMENT_INTERFACES, SOURCE_COLUMNS, registration_intervals
 from lakehouse.settings import LakehouseSettings
-from lakehouse.tables import ACCESS_LOG, EVENTS, TABLES, ensure_table
+from lakehouse.tables import ACCESS_LOG, CONSUMPTION, EVENTS, REGISTRATION, TABLES, ensure_table
 from lakehouse.writer import append_rows
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,23 @@ class EventStoreService:
         self.policy: Policy = load_policy(api.policy_file)
         self.catalogue = load_topic_catalogue()
         self._mask_secret = api.mask_secret.get_secret_value().encode()
+        self._tables: dict[str, Any] = {}
+        self._interval_cache: dict[int | None, pa.Table] = {}
+        self._interval_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the tables and the current registration intervals, so the first request is fast."""
+        for name in (EVENTS, CONSUMPTION, REGISTRATION, ACCESS_LOG):
+            self.table(name)
+        self._intervals(resolve_snapshot(self.table(EVENTS)))
 
     def table(self, name: str):  # type: ignore[no-untyped-def]
-        t = ensure_table(self.catalog, self.lake, name)
-        t.refresh()
+        """The table, loaded once (and its migrations checked), refreshed to its latest metadata."""
+        t = self._tables.get(name)
+        if t is None:
+            t = self._tables[name] = ensure_table(self.catalog, self.lake, name)
+        else:
+            t.refresh()
         return t
 
     # -- discovery ------------------------------------------------------------------------
@@ -195,28 +209,35 @@ class EventStoreService:
             if from_time is not None:
                 positions = self._offsets_for_time(events, topic, snapshot_id, from_time, spec.partitions)
         held = {p: n for (t, p), n in _merged_offsets(events, snapshot_id).items() if t == topic}
+        # read at most ``limit`` offsets per partition: a page never reads the rest of the topic
+        windows = {p: (lo, min(lo + limit, ends.get(p, lo + limit), held.get(p, lo))) for p, lo in positions.items()}
         query = EventQuery(
             topics=(topic,),
             min_offset=min(positions.values()) if positions else 0,
-            partition_offsets=tuple((p, start, ends.get(p)) for p, start in sorted(positions.items())),
+            max_offset=max((hi for _, hi in windows.values()), default=0),
+            partition_offsets=tuple((p, lo, hi) for p, (lo, hi) in sorted(windows.items())),
         )
         rows = pa.table({})
         if snapshot_id is not None and positions:
             rows = read_events(events, query, REPLAY_COLUMNS, snapshot_id)
             rows = rows.sort_by([("partition", "ascending"), ("offset", "ascending")])
-        more = rows.num_rows > limit
+        truncated = rows.num_rows > limit
         page = rows.slice(0, limit)
         new_pos = dict(positions)
+        last_partition = None
         if page.num_rows:
             last = page.group_by("partition").aggregate([("offset", "max")])
             for p, m in zip(last["partition"].to_pylist(), last["offset_max"].to_pylist(), strict=True):
                 new_pos[p] = m + 1
+            last_partition = page["partition"][page.num_rows - 1].as_py()
+        for p, (_lo, hi) in windows.items():
+            if not truncated or (last_partition is not None and p < last_partition):
+                new_pos[p] = max(new_pos[p], hi)  # every event of this window is in the page
+        targets = {p: min(held.get(p, new_pos[p]), ends.get(p, held.get(p, new_pos[p]))) for p in new_pos}
+        more = truncated or any(new_pos[p] < targets[p] for p in new_pos)
         if not more:  # everything in the snapshot read: resume where the store stands
             for p in new_pos:
-                target = held.get(p, new_pos[p])
-                if p in ends:
-                    target = min(target, ends[p])
-                new_pos[p] = max(new_pos[p], target)
+                new_pos[p] = max(new_pos[p], targets[p])
         visible = self._entitled(principal, page, snapshot_id)
         masked = mask_batch(visible, principal.role, self.policy, self._mask_secret)
         next_cursor = None
@@ -263,6 +284,19 @@ class EventStoreService:
         return filter_entitled(rows, principal, intervals)
 
     def _intervals(self, snapshot_id: int | None) -> pa.Table:
+        """Appointment intervals as of the events snapshot (a few recent snapshots are cached)."""
+        with self._interval_lock:
+            cached = self._interval_cache.get(snapshot_id)
+        if cached is not None:
+            return cached
+        computed = self._compute_intervals(snapshot_id)
+        with self._interval_lock:
+            while len(self._interval_cache) >= 4:
+                self._interval_cache.pop(next(iter(self._interval_cache)))
+            self._interval_cache[snapshot_id] = computed
+        return computed
+
+    def _compute_intervals(self, snapshot_id: int | None) -> pa.Table:
         events = self.table(EVENTS)
         reg = read_events(
             events,
@@ -334,12 +368,11 @@ class EventStoreService:
         intervals = None
         if principal.role in ("SUP", *SERVICE_ROLES):
             intervals = self._intervals(events_snapshot)
+        entitled = Entitlement(principal, intervals)
 
         def run() -> Iterator[pa.RecordBatch]:
-            for batch in batches:
-                rows = pa.Table.from_batches([batch])
-                if principal.role not in ALL_ROWS:
-                    rows = filter_entitled(rows, principal, intervals)
+            for rows in _coalesce(batches, self.api.batch_rows):
+                rows = entitled(rows)
                 masked = mask_batch(rows, principal.role, self.policy, self._mask_secret)
                 masked = masked.select(out_schema.names).cast(out_schema)
                 yield from masked.to_batches(max_chunksize=self.api.batch_rows)
@@ -388,6 +421,20 @@ class EventStoreService:
             {k: (v.isoformat() if isinstance(v, (datetime, date)) else v) for k, v in r.items()}
             for r in rows.to_pylist()
         ]
+
+
+def _coalesce(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Small batches (one per small file) gathered into tables of about ``rows`` rows."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def _merged_offsets(events, snapshot_id: int | None) -> dict[tuple[str, int], int]:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from pyiceberg.expressions import (
     BooleanExpression,
     GreaterThanOrEqual,
     In,
+    LessThan,
     LessThanOrEqual,
 )
 from pyiceberg.table import Table
@@ -31,6 +32,7 @@ class EventQuery:
     mpans: tuple[str, ...] = ()
     interfaces: tuple[str, ...] = ()
     min_offset: int | None = None
+    max_offset: int | None = None  # exclusive
     partition_offsets: tuple[tuple[int, int, int | None], ...] = ()  # (partition, from, to or None)
     since: datetime | None = None
 
@@ -49,6 +51,8 @@ class EventQuery:
             terms.append(In(term="interface_id", values=self.interfaces))  # type: ignore[arg-type]
         if self.min_offset is not None:
             terms.append(GreaterThanOrEqual(term="offset", value=self.min_offset))  # type: ignore[arg-type]
+        if self.max_offset is not None:
+            terms.append(LessThan(term="offset", value=self.max_offset))  # type: ignore[arg-type]
         for t in terms:
             expr = And(expr, t)
         return expr

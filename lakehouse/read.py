@@ -80,10 +80,13 @@ def iter_files(
     columns: Sequence[str] | None = None,
     snapshot_id: int | None = None,
     batch_rows: int = 8_192,
+    group_bytes: int = 64 << 20,
 ) -> Iterator[pa.RecordBatch]:
-    """Like ``scan_files`` but streamed: batches of one planned file at a time, files in path order.
+    """Like ``scan_files`` but streamed, files in path order.
 
-    Memory stays bounded by a batch (plus Arrow's read-ahead), whatever the number of rows.
+    Small files are read together (up to ``group_bytes`` of Parquet at a time, in parallel), so a
+    table of many small files does not pay a file-open round trip per batch. Memory stays bounded
+    by a group plus Arrow's read-ahead, whatever the number of rows.
     """
     tasks = sorted(table.scan(row_filter=prune, snapshot_id=snapshot_id).plan_files(), key=lambda t: t.file.file_path)
     if any(t.delete_files for t in tasks):
@@ -94,9 +97,19 @@ def iter_files(
         return
     schema = _arrow_schema(table, snapshot_id)
     fs, stripped = _filesystem_for(table, [t.file.file_path for t in tasks])
-    for path in stripped:
-        dataset = ds.dataset([path], format="parquet", filesystem=fs, schema=schema)
-        for batch in dataset.to_batches(columns=list(columns) if columns else None, filter=rows, batch_size=batch_rows):
+    groups: list[list[str]] = [[]]
+    size = 0
+    for task, path in zip(tasks, stripped, strict=True):
+        if groups[-1] and size + task.file.file_size_in_bytes > group_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(path)
+        size += task.file.file_size_in_bytes
+    for group in groups:
+        dataset = ds.dataset(group, format="parquet", filesystem=fs, schema=schema)
+        for batch in dataset.to_batches(
+            columns=list(columns) if columns else None, filter=rows, batch_size=batch_rows, use_threads=True
+        ):
             if batch.num_rows:
                 yield batch
 
