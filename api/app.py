@@ -236,9 +236,11 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
 
         def body() -> Iterator[bytes]:
             try:
-                for batch in page.rows.to_batches(max_chunksize=service.api.batch_rows):
-                    chunk = ndjson_lines(batch, "event")
-                    record.rows += batch.num_rows
+                for table in page.batches(first=64, rest=service.api.batch_rows):
+                    if table.num_rows == 0:
+                        continue
+                    chunk = ndjson_lines(table.combine_chunks().to_batches()[0], "event")
+                    record.rows += table.num_rows
                     record.nbytes += len(chunk)
                     record.digest.update(chunk)
                     yield chunk
@@ -344,7 +346,8 @@ def _stream_extract(
 
     def body() -> Iterator[bytes]:
         try:
-            for chunk in stream(counted(), schema_, format):
+            footer = {"mhhs.snapshot_id": str(snap), "mhhs.endpoint": endpoint}
+            for chunk in stream(counted(), schema_, format, lambda: {**footer, "mhhs.rows": str(record.rows)}):
                 record.nbytes += len(chunk)
                 record.digest.update(chunk)
                 yield chunk

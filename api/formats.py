@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -137,8 +137,13 @@ class _Sink(io.RawIOBase):
         return out
 
 
-def stream(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: Format) -> Iterator[bytes]:
-    """Chunks of the serialised batches in ``fmt``."""
+def stream(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    fmt: Format,
+    footer: Callable[[], dict[str, str]] | None = None,
+) -> Iterator[bytes]:
+    """Chunks of the serialised batches in ``fmt``; ``footer()`` goes into a Parquet file's footer."""
     if fmt == "ndjson":
         for b in batches:
             yield ndjson_lines(b)
@@ -168,6 +173,8 @@ def stream(batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: Format) ->
         for b in batches:
             writer.write_batch(b)
             yield sink.take()
+        if footer is not None:
+            writer.add_key_value_metadata(footer())
         writer.close()
     else:
         writer = pa.ipc.new_stream(sink, schema)

@@ -29,6 +29,7 @@ class Policy:
     roles: dict[str, dict[str, str]]
     columns: dict[str, str]
     payload: dict[str, str]
+    payload_parents: frozenset[str] = frozenset()  # every proper prefix of a known payload path
 
     def action(self, role: str, kind: str) -> str:
         return self.roles.get(role, {}).get(kind, "remove")
@@ -43,7 +44,9 @@ def load_policy(path: Path | None = None) -> Policy:
     """The policy at ``path`` (default: the one shipped with the API)."""
     raw = path.read_bytes() if path else _shipped()
     doc = orjson.loads(raw)
-    return Policy(doc["roles"], doc["columns"], doc["payload"])
+    payload: dict[str, str] = doc["payload"]
+    parents = frozenset(path[:i] for path in payload for i, ch in enumerate(path) if ch == ".")
+    return Policy(doc["roles"], doc["columns"], payload, parents)
 
 
 @cache
@@ -105,7 +108,7 @@ def mask_payload(value: bytes, role: str, policy: Policy, secret: bytes) -> byte
                         out[k] = _outward(v)
                     # remove / aggregate: the field is left out
                     continue
-                if _is_known_prefix(sub, known) or _is_envelope(sub):
+                if sub in policy.payload_parents or _is_envelope(sub):
                     out[k] = walk(v, sub)
                 # a field the policy does not know is personal: dropped
             return out
@@ -171,10 +174,6 @@ def _is_envelope(path: str) -> bool:
     if path in _ENVELOPE_PREFIXES or path.startswith("CommonBlock"):
         return True
     return path in _SAFE_CUSTOM or path.startswith("CustomBlock.records")
-
-
-def _is_known_prefix(path: str, known: dict[str, str]) -> bool:
-    return any(k.startswith(path + ".") for k in known)
 
 
 def mask_batch(batch: pa.Table, role: str, policy: Policy, secret: bytes) -> pa.Table:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -69,12 +69,27 @@ class ExtractFilters:
 
 @dataclass
 class ReplayPage:
-    """One page of a replay: the rows (masked), where each partition stands, and how to go on."""
+    """One page of a replay: its rows, masked batch by batch as they are sent, and how to go on."""
 
     snapshot_id: int | None
-    rows: pa.Table
+    visible: pa.Table  # entitled, not yet masked
     resume_offsets: dict[int, int]
     next_cursor: str | None
+    mask: Callable[[pa.Table], pa.Table]
+
+    def batches(self, first: int, rest: int) -> Iterator[pa.Table]:
+        """Masked batches: a small first one (the first byte goes out early), then ``rest`` rows each."""
+        start = 0
+        size = first
+        while start < self.visible.num_rows:
+            yield self.mask(self.visible.slice(start, size))
+            start += size
+            size = rest
+
+    @property
+    def rows(self) -> pa.Table:
+        """The whole page, masked (for callers that want it at once)."""
+        return self.mask(self.visible)
 
 
 @dataclass
@@ -239,7 +254,6 @@ class EventStoreService:
             for p in new_pos:
                 new_pos[p] = max(new_pos[p], targets[p])
         visible = self._entitled(principal, page, snapshot_id)
-        masked = mask_batch(visible, principal.role, self.policy, self._mask_secret)
         next_cursor = None
         if more:
             next_cursor = self._sign(
@@ -253,7 +267,13 @@ class EventStoreService:
                     }
                 )
             )
-        return ReplayPage(snapshot_id, masked, new_pos, next_cursor)
+        return ReplayPage(
+            snapshot_id,
+            visible,
+            new_pos,
+            next_cursor,
+            lambda t: mask_batch(t, principal.role, self.policy, self._mask_secret),
+        )
 
     def _offsets_for_time(
         self,

@@ -92,6 +92,10 @@ def _extract(client: TestClient, headers: dict[str, str], fmt: str, **params: ob
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-mhhs-snapshot-id"]
     if fmt == "parquet":
+        footer = pq.ParquetFile(io.BytesIO(resp.content)).metadata
+        meta = footer.metadata or {}
+        assert meta[b"mhhs.snapshot_id"].decode() == resp.headers["x-mhhs-snapshot-id"]
+        assert int(meta[b"mhhs.rows"]) == footer.num_rows
         return pq.read_table(io.BytesIO(resp.content))
     if fmt == "arrow":
         return ipc.open_stream(io.BytesIO(resp.content)).read_all()
