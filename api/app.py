@@ -344,10 +344,12 @@ def _stream_extract(
             record.rows += b.num_rows
             yield b
 
+    def footer() -> dict[str, str]:  # Parquet footer / Arrow trailer: what the NDJSON end line says
+        return {"mhhs.snapshot_id": str(snap), "mhhs.rows": str(record.rows)}
+
     def body() -> Iterator[bytes]:
         try:
-            footer = {"mhhs.snapshot_id": str(snap), "mhhs.endpoint": endpoint}
-            for chunk in stream(counted(), schema_, format, lambda: {**footer, "mhhs.rows": str(record.rows)}):
+            for chunk in stream(counted(), schema_, format, footer):
                 record.nbytes += len(chunk)
                 record.digest.update(chunk)
                 yield chunk

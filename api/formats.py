@@ -143,7 +143,11 @@ def stream(
     fmt: Format,
     footer: Callable[[], dict[str, str]] | None = None,
 ) -> Iterator[bytes]:
-    """Chunks of the serialised batches in ``fmt``; ``footer()`` goes into a Parquet file's footer."""
+    """Chunks of the serialised batches in ``fmt``.
+
+    ``footer()`` (called once every batch is written) goes into a Parquet file's footer metadata,
+    or into the custom metadata of a last, empty Arrow record batch (the stream's trailer).
+    """
     if fmt == "ndjson":
         for b in batches:
             yield ndjson_lines(b)
@@ -181,5 +185,7 @@ def stream(
         for b in batches:
             writer.write_batch(b)
             yield sink.take()
+        if footer is not None:
+            writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema), custom_metadata=footer())
         writer.close()
     yield sink.take()

@@ -98,7 +98,18 @@ def _extract(client: TestClient, headers: dict[str, str], fmt: str, **params: ob
         assert int(meta[b"mhhs.rows"]) == footer.num_rows
         return pq.read_table(io.BytesIO(resp.content))
     if fmt == "arrow":
-        return ipc.open_stream(io.BytesIO(resp.content)).read_all()
+        reader = ipc.open_stream(io.BytesIO(resp.content))
+        batches, trailer = [], None
+        while True:
+            try:
+                got = reader.read_next_batch_with_custom_metadata()
+            except StopIteration:
+                break
+            batches.append(got.batch)
+            trailer = got.custom_metadata or trailer
+        assert trailer is not None and int(trailer[b"mhhs.rows"]) == sum(b.num_rows for b in batches)
+        assert trailer[b"mhhs.snapshot_id"].decode() == resp.headers["x-mhhs-snapshot-id"]
+        return pa.Table.from_batches(batches, schema=reader.schema)
     return resp.text
 
 
