@@ -25,6 +25,8 @@ from ingest.settings import IngestSettings
 from ingest.validate import RecordValidator
 from lakehouse.contract.topics import load_topic_catalogue
 from lakehouse.errors import LakehouseError
+from lakehouse.refine import refine_consumption
+from lakehouse.registration import refine_registration
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
 
@@ -66,6 +68,7 @@ class IngestWorker:
         self._stop = False
         self._assigned_at: float | None = None
         self._commits_since_maintenance = 0
+        self._commits_since_refine = 0
         self._consumer = GroupConsumer(
             bootstrap,
             ingest.api_version_tuple(),
@@ -213,6 +216,25 @@ class IngestWorker:
         if self._commits_since_maintenance >= self.lake.maintenance_every_commits:
             self._commits_since_maintenance = 0
             self._maintain()
+        self._commits_since_refine += 1
+        if self.lake.refine_every_commits and self._commits_since_refine >= self.lake.refine_every_commits:
+            self._commits_since_refine = 0
+            self._refine()
+
+    def _refine(self) -> None:
+        """Bring the typed tables up to date (exactly once, so any worker may do it at any time)."""
+        try:
+            catalog = self._writer.catalog
+            consumption = refine_consumption(catalog, self.lake)
+            registration = refine_registration(catalog, self.lake)
+            log.info(
+                "refined",
+                worker=self.worker_id,
+                consumption_rows=consumption.rows,
+                registration_mpans=registration.mpans_recomputed,
+            )
+        except Exception as exc:  # refining must never stop ingest: the next run catches up
+            log.warning("refine_failed", worker=self.worker_id, error=f"{type(exc).__name__}: {exc}")
 
     def _maintain(self) -> None:
         try:

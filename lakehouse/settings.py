@@ -36,5 +36,8 @@ class LakehouseSettings(BaseSettings):
     maintenance_every_commits: int = Field(
         default=50, ge=1, description="the writer expires old snapshots every this many commits"
     )
+    refine_every_commits: int = Field(
+        default=0, ge=0, description="ingest refines the typed tables every this many commits (0: never)"
+    )
     metadata_versions_max: int = Field(default=20, ge=1, description="old metadata files kept")
     target_file_mb: int = Field(default=128, ge=1, description="target data file size")

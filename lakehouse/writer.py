@@ -196,6 +196,7 @@ class LandingWriter:
 
         self.settings = settings
         catalog = open_catalog(settings)
+        self.catalog = catalog
         self.events = ensure_table(catalog, settings, EVENTS)
         self.quarantine = ensure_table(catalog, settings, QUARANTINE)
 

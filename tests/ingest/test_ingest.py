@@ -129,3 +129,26 @@ def test_sigterm_commits_the_batch_in_hand_and_exits_zero(
     landed = read_table(lake, EVENTS, ["offset"]).num_rows + read_table(lake, QUARANTINE, ["offset"]).num_rows
     assert landed > 0  # nothing was due by size or time: only SIGTERM committed it
     assert_exactly_once(kafka_bootstrap, broker_settings, lake)
+
+
+def test_ingest_refines_the_typed_tables_as_it_goes(
+    kafka_bootstrap: str, broker_settings: IngestSettings, lake: LakehouseSettings
+) -> None:
+    from collections import Counter
+
+    from lakehouse.catalog import open_catalog
+    from lakehouse.refine import rebuild_consumption, refine_consumption
+    from lakehouse.tables import CONSUMPTION, REGISTRATION
+
+    publish_market(kafka_bootstrap, broker_settings, mpans=60, days=1, seed=33)
+    refining = lake.model_copy(update={"refine_every_commits": 1})
+    worker = _worker(kafka_bootstrap, refining, f"refine-{uuid.uuid4().hex[:6]}", batch_max_records=200)
+    stats = worker.run(until_idle=4)
+    assert stats.commits >= 2
+    during = read_table(lake, CONSUMPTION)
+    assert during.num_rows > 0 and read_table(lake, REGISTRATION).num_rows > 0
+    assert refine_consumption(open_catalog(lake), lake).rows == 0  # every commit was refined already
+    rebuild_consumption(open_catalog(lake), lake)
+    rebuilt = read_table(lake, CONSUMPTION)
+    key = ["mpan", "measurement_quantity", "period_end_utc", "consumption_kwh", "source_offset"]
+    assert Counter(map(str, rebuilt.select(key).to_pylist())) == Counter(map(str, during.select(key).to_pylist()))
