@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.auth import Principal, verify_token
 from api.errors import ApiError, problem_responses
 from api.formats import MEDIA_TYPES, Format, ndjson_lines, stream
-from api.service import AccessRecord, EventStoreService, ExtractFilters
+from api.service import AccessRecord, AggregateLevel, EventStoreService, ExtractFilters
 from api.settings import ApiSettings
 from lakehouse.contract.schemas import SchemaKey, list_schemas, load_schema
 from lakehouse.settings import LakehouseSettings
@@ -312,6 +312,35 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
 
     typed_route("consumption")
     typed_route("registration")
+
+    @app.get(
+        "/v1/consumption/aggregate",
+        tags=["extract"],
+        response_class=StreamingResponse,
+        responses={
+            **problem_responses(400, 401, 403, 404),
+            200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "one row per group"},
+        },
+    )
+    def consumption_aggregate(
+        principal: PrincipalDep,
+        service: ServiceDep,
+        filters: FiltersDep,
+        by: Annotated[AggregateLevel, Query(description="sum per UTC day or per half hour")] = "day",
+    ) -> StreamingResponse:
+        """Consumption summed over the caller's entitled MPANs, per date (or half hour), quantity and distributor.
+
+        The aggregate-only view of half-hourly data (LDSOs, third parties): groups of fewer MPANs
+        than the configured minimum are left out, and no MPAN appears in the output.
+        """
+        require(principal, "extract")
+        if filters.columns:
+            raise ApiError(400, "unknown_column", "column selection does not apply to aggregates")
+        snap, batches, schema_ = service.extract_consumption_aggregate(principal, filters, by)
+        audit = {**filters.to_json(), "by": by}
+        return _stream_extract(
+            service, principal, "/v1/consumption/aggregate", audit, snap, batches, schema_, filters.format
+        )
 
     @app.get("/v1/audit", tags=["audit"], responses=problem_responses(401, 403))
     def audit(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -373,6 +375,30 @@ class EventStoreService:
         # entitlements come from the registration history in the events table's current snapshot
         return snap, *self._protect(principal, batches, schema, resolve_snapshot(self.table(EVENTS)), f.columns)
 
+    def extract_consumption_aggregate(
+        self, principal: Principal, f: ExtractFilters, by: AggregateLevel
+    ) -> tuple[int | None, Iterator[pa.RecordBatch], pa.Schema]:
+        """Consumption summed over the MPANs the caller is entitled to, per day or half hour.
+
+        Groups are (UTC settlement date[, period end], measurement quantity, distributor); a group
+        of fewer than ``aggregate_min_mpans`` MPANs is left out so no household can be singled
+        out. No MPAN, and so nothing personal, is in the output: every role may ask.
+        """
+        table = self.table(CONSUMPTION)
+        snap = self._pin(table, f, CONSUMPTION)
+        schema = aggregate_schema(by)
+        if snap is None:
+            return snap, iter(()), schema
+        intervals = None
+        if principal.role in ("SUP", *SERVICE_ROLES):
+            intervals = self._intervals(resolve_snapshot(self.table(EVENTS)))
+        entitled = Entitlement(principal, intervals)
+        columns = ["mpan", "measurement_quantity", "utc_settlement_date", "period_end_utc", "consumption_kwh"]
+        source = iter_typed_batches(table, CONSUMPTION, f.date_from, f.date_to, f.mpans, snap, self.api.batch_rows)
+        stream = (entitled(t).select(columns) for t in _coalesce(source, self.api.batch_rows))
+        rows = summarise_consumption(stream, by, self.api.aggregate_min_mpans)
+        return snap, iter(rows.cast(schema).to_batches(max_chunksize=self.api.batch_rows)), schema
+
     def _protect(
         self,
         principal: Principal,
@@ -441,6 +467,47 @@ class EventStoreService:
             {k: (v.isoformat() if isinstance(v, (datetime, date)) else v) for k, v in r.items()}
             for r in rows.to_pylist()
         ]
+
+
+AggregateLevel = Literal["day", "period"]
+
+
+def aggregate_schema(by: AggregateLevel) -> pa.Schema:
+    fields = [pa.field("utc_settlement_date", pa.date32())]
+    if by == "period":
+        fields.append(pa.field("period_end_utc", pa.timestamp("us", tz="UTC")))
+    fields += [
+        pa.field("measurement_quantity", pa.large_string()),
+        pa.field("distributor", pa.large_string()),
+        pa.field("mpans", pa.int64()),
+        pa.field("periods", pa.int64()),
+        pa.field("consumption_kwh", pa.decimal128(18, 3)),
+    ]
+    return pa.schema(fields)
+
+
+def summarise_consumption(tables: Iterator[pa.Table], by: AggregateLevel, min_mpans: int) -> pa.Table:
+    """Sum kWh per group over a stream of consumption rows (DuckDB: memory grows with groups only)."""
+    first = next(tables, None)
+    if first is None:
+        return aggregate_schema(by).empty_table()
+    reader = pa.RecordBatchReader.from_batches(
+        first.schema, (b for t in itertools.chain([first], tables) for b in t.to_batches())
+    )
+    period = ", period_end_utc" if by == "period" else ""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.register("rows_in", reader)
+    sql = f"""
+        SELECT utc_settlement_date{period}, measurement_quantity, substr(mpan, 1, 2) AS distributor,
+               count(DISTINCT mpan) AS mpans, count(*) AS periods,
+               CAST(sum(consumption_kwh) AS DECIMAL(18, 3)) AS consumption_kwh
+        FROM rows_in
+        GROUP BY ALL
+        HAVING count(DISTINCT mpan) >= $min_mpans
+        ORDER BY ALL
+    """
+    return con.execute(sql, {"min_mpans": min_mpans}).to_arrow_table()
 
 
 def _coalesce(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:

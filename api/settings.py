@@ -31,6 +31,9 @@ class ApiSettings(BaseSettings):
     policy_file: Path | None = Field(default=None, description="masking policy (default: the shipped one)")
     max_page_size: int = Field(default=10_000, ge=1)
     batch_rows: int = Field(default=2_000, ge=1, description="rows per streamed Arrow batch")
+    aggregate_min_mpans: int = Field(
+        default=5, ge=1, description="consumption aggregates over fewer MPANs than this are left out"
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ApiSettings:

@@ -56,3 +56,59 @@ def test_supplier_registration_rows_are_its_own(
     cons = _arrow(client, "/v1/consumption", bearer(api_settings, supplier, "SUP"))
     assert cons.num_rows > 0 and set(cons["mpan"].to_pylist()) <= own
     assert "consumption_kwh" in cons.column_names
+
+
+def _oracle(api_lake: LakehouseSettings, keep: object, min_mpans: int) -> dict[tuple, tuple[int, object]]:  # type: ignore[type-arg]
+    """Expected (day, quantity, distributor) -> (MPAN count, kWh), computed from the table directly."""
+    from collections import defaultdict
+    from decimal import Decimal
+
+    mpans: dict[tuple, set[str]] = defaultdict(set)  # type: ignore[type-arg]
+    kwh: dict[tuple, Decimal] = defaultdict(Decimal)  # type: ignore[type-arg]
+    for r in read_table(api_lake, "consumption").to_pylist():
+        if not keep(r["mpan"]):  # type: ignore[operator]
+            continue
+        key = (r["utc_settlement_date"], r["measurement_quantity"], r["mpan"][:2])
+        mpans[key].add(r["mpan"])
+        kwh[key] += r["consumption_kwh"] or Decimal(0)
+    return {k: (len(v), kwh[k]) for k, v in mpans.items() if len(v) >= min_mpans}
+
+
+@pytest.mark.parametrize("role", ["MDS", "LDSO"])
+def test_consumption_aggregates_match_the_table_and_name_no_mpan(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings, role: str
+) -> None:
+    raw = sorted({m for m in read_table(api_lake, "consumption", ["mpan"])["mpan"].to_pylist()})
+    subject = raw[0][:2] if role == "LDSO" else "MDSV"
+    rows = _arrow(client, "/v1/consumption/aggregate", bearer(api_settings, subject, role))
+    assert "mpan" not in rows.column_names
+    got = {
+        (r["utc_settlement_date"], r["measurement_quantity"], r["distributor"]): (r["mpans"], r["consumption_kwh"])
+        for r in rows.to_pylist()
+    }
+    keep = (lambda m: m.startswith(subject)) if role == "LDSO" else (lambda m: True)
+    expected = _oracle(api_lake, keep, api_settings.aggregate_min_mpans)
+    assert got == expected and got
+    headers = bearer(api_settings, subject, role)
+    resp = client.get("/v1/consumption/aggregate", params={"format": "csv"}, headers=headers)
+    assert resp.status_code == 200 and not any(m.encode() in resp.content for m in raw)
+
+
+def test_small_groups_are_suppressed_and_periods_add_up(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
+) -> None:
+    raw = sorted({m for m in read_table(api_lake, "consumption", ["mpan"])["mpan"].to_pylist()})
+    few = bearer(api_settings, "TPXX", "third_party", grants=raw[:2])
+    assert _arrow(client, "/v1/consumption/aggregate", few).num_rows == 0  # 2 MPANs < the minimum group
+    headers = bearer(api_settings, "MDSV", "MDS")
+    by_day = _arrow(client, "/v1/consumption/aggregate", headers)
+    by_period = _arrow(client, "/v1/consumption/aggregate", headers, by="period")
+    assert by_period.num_rows > by_day.num_rows
+    kept_days = {(r["utc_settlement_date"], r["measurement_quantity"], r["distributor"]) for r in by_day.to_pylist()}
+    assert sum(r["periods"] for r in by_day.to_pylist()) >= sum(
+        r["periods"]
+        for r in by_period.to_pylist()
+        if (r["utc_settlement_date"], r["measurement_quantity"], r["distributor"]) in kept_days
+    )
+    bad = client.get("/v1/consumption/aggregate", params={"by": "week"}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_request"
