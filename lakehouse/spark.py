@@ -81,8 +81,12 @@ def spark_jars(settings: LakehouseSettings) -> list[Path]:
     return sorted(libs.glob("*.jar"))
 
 
-def spark_session(settings: LakehouseSettings, app_name: str = "mhhs-event-store") -> Any:
+def spark_session(
+    settings: LakehouseSettings, *more: LakehouseSettings, app_name: str = "mhhs-event-store"
+) -> Any:
     """A local ``pyspark.sql.SparkSession`` reading (and able to write) the product's catalog.
+
+    ``more`` registers further catalogs (each under its own ``catalog_name``) in the same session.
 
     Raises:
         LakehouseError: if pyspark is not installed.
@@ -94,13 +98,14 @@ def spark_session(settings: LakehouseSettings, app_name: str = "mhhs-event-store
     builder = (
         SparkSession.builder.master("local[2]")
         .appName(app_name)
-        .config("spark.jars", ",".join(str(j) for j in spark_jars(settings)))
+        .config("spark.jars", ",".join(sorted({str(j) for s in (settings, *more) for j in spark_jars(s)})))
         .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", "1g")
         .config("spark.sql.shuffle.partitions", "4")
     )
-    for key, value in spark_catalog_conf(settings).items():
-        builder = builder.config(key, value)
+    for each in (settings, *more):
+        for key, value in spark_catalog_conf(each).items():
+            builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -1,11 +1,13 @@
 """Valid Iceberg for other engines: Apache Spark with Iceberg's Spark runtime reads what we wrote.
 
 Spark opens the product's own SQLite catalog through Iceberg's JdbcCatalog and must see exactly the
-rows, snapshots, tags and snapshot summaries that pyiceberg and DuckDB see.
+rows, snapshots, tags and snapshot summaries that pyiceberg and DuckDB see; and, in the same
+session, the scaled-out deployment: Iceberg's REST catalog server with the data on S3 (moto).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -26,6 +28,7 @@ from lakehouse.spark import spark_session
 from lakehouse.tables import CONSUMPTION, EVENTS, QUARANTINE, REGISTRATION, identifier
 from lakehouse.writer import LandingWriter
 from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.lakehouse.servers import ACCESS_KEY, SECRET_KEY, rest_catalog_server, s3_server
 
 pytestmark = pytest.mark.interop
 
@@ -65,8 +68,30 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> LakehouseSettings:
 
 
 @pytest.fixture(scope="module")
-def spark(lake: LakehouseSettings) -> Iterator[Any]:
-    session = spark_session(lake, app_name="mhhs-interop-test")
+def rest_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LakehouseSettings]:
+    """The scaled-out deployment: Iceberg's REST catalog server over S3 storage, written by the product."""
+    workdir = tmp_path_factory.mktemp("interop-rest")
+    with s3_server() as s3, rest_catalog_server(workdir, s3, prefix="mhhs") as uri:
+        settings = LakehouseSettings(
+            catalog_name="mhhsrest",
+            catalog_type="rest",
+            catalog_uri=uri,
+            warehouse=f"s3://{s3.bucket}/mhhs",
+            s3_endpoint=s3.endpoint,
+            s3_access_key_id=ACCESS_KEY,
+            s3_secret_access_key=SECRET_KEY,  # type: ignore[arg-type]
+        )
+        writer = LandingWriter(settings)
+        for events, quarantine, offsets in simulated_batches(8, 250):
+            writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+        refine_consumption(open_catalog(settings), settings)
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def spark(lake: LakehouseSettings, rest_lake: LakehouseSettings) -> Iterator[Any]:
+    logging.getLogger("py4j").setLevel(logging.ERROR)  # its exit-time chatter after pytest closes stderr
+    session = spark_session(lake, rest_lake, app_name="mhhs-interop-test")
     session.sparkContext.setLogLevel("ERROR")
     try:
         yield session
@@ -121,3 +146,13 @@ def test_spark_sees_the_history_tags_and_offsets_summaries(lake: LakehouseSettin
     assert content_checksum(at_tag.select(*cols).toArrow()) == content_checksum(pinned)
     by_id = spark.read.option("snapshot-id", tagged.snapshot_id).table(name)
     assert by_id.count() == tagged.total_records
+
+
+@pytest.mark.parametrize("name", [EVENTS, CONSUMPTION])
+def test_spark_reads_the_rest_catalog_on_s3(rest_lake: LakehouseSettings, spark: Any, name: str) -> None:
+    table = open_catalog(rest_lake).load_table(identifier(rest_lake, name))
+    assert table.metadata_location.startswith("s3://")
+    ours = table.scan().to_arrow()
+    theirs = spark.table(f"{rest_lake.catalog_name}.{identifier(rest_lake, name)}").toArrow()
+    assert ours.num_rows > 0 and theirs.num_rows == ours.num_rows
+    assert _rows(theirs) == _rows(ours)
