@@ -56,10 +56,12 @@ def _json_ready(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_decimal(t):
         return pc.cast(col, pa.large_string())
     if pa.types.is_timestamp(t):
-        text = pc.strftime(col, format="%Y-%m-%dT%H:%M:%S")
-        return pc.binary_join_element_wise(text, "+00:00" if t.tz else "", "") if t.tz else text
+        # Arrow keeps UTC values: read them as naive, print ISO 8601 (2026-03-28T00:30:00.000000+00:00)
+        naive = pc.cast(pc.cast(col, pa.timestamp("us")), pa.string())
+        text = pc.replace_substring(naive, " ", "T", max_replacements=1)
+        return pc.binary_join_element_wise(text, "+00:00", "") if t.tz else text
     if pa.types.is_date(t):
-        return pc.strftime(col, format="%Y-%m-%d")
+        return pc.cast(col, pa.string())
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_struct(t):
         raise pa.ArrowInvalid("nested")  # headers: the per-row path keeps their shape
     return col
