@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +55,37 @@ def catalog_properties(settings: LakehouseSettings) -> dict[str, Any]:
     return props
 
 
+_OPEN_ATTEMPTS = 5
+
+
+def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create the namespace unless it exists; workers starting together race here, and that is fine."""
+    if catalog.namespace_exists(namespace):
+        return
+    try:
+        catalog.create_namespace(namespace)
+    except NamespaceAlreadyExistsError:
+        pass
+    except Exception:  # the SQL catalog reports a lost race as an IntegrityError
+        if not catalog.namespace_exists(namespace):
+            raise
+
+
 def open_catalog(settings: LakehouseSettings) -> Catalog:
     """Open the configured catalog and make sure the product's namespace exists.
 
     Raises:
         CatalogUnavailableError: if the catalog cannot be reached or configured.
     """
-    try:
-        catalog = load_catalog(settings.catalog_name, **catalog_properties(settings))
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            catalog.create_namespace(settings.namespace)
-    except CatalogUnavailableError:
-        raise
-    except Exception as exc:  # pyiceberg raises many kinds; translate them at the boundary
-        raise CatalogUnavailableError(f"cannot open the {settings.catalog_type} catalog: {exc}") from exc
-    return catalog
+    props = catalog_properties(settings)
+    last: Exception | None = None
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            catalog = load_catalog(settings.catalog_name, **props)
+            _ensure_namespace(catalog, settings.namespace)
+            return catalog
+        except Exception as exc:  # pyiceberg raises many kinds; translate them at the boundary
+            # workers starting together on a fresh SQL catalog race to create its tables: try again
+            last = exc
+            time.sleep(0.05 * (attempt + 1))
+    raise CatalogUnavailableError(f"cannot open the {settings.catalog_type} catalog: {last}") from last

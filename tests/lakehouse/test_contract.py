@@ -80,3 +80,29 @@ def test_schema_compiles_and_requires_its_settlement_date(key: object) -> None:
 def test_unknown_schema_raises_key_error() -> None:
     with pytest.raises(KeyError):
         load_schema("IF-999", "001")
+
+
+def test_workers_opening_a_fresh_catalog_together_all_succeed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from lakehouse.catalog import open_catalog
+    from lakehouse.settings import LakehouseSettings
+
+    settings = LakehouseSettings(warehouse=str(tmp_path / "warehouse"))
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            open_catalog(settings)
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert open_catalog(settings).namespace_exists(settings.namespace)
