@@ -27,6 +27,14 @@ from lakehouse.settings import LakehouseSettings
 
 log = logging.getLogger(__name__)
 
+
+def _extract_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of an extract route: the rows in any format, or problem+json."""
+    return {
+        **problem_responses(400, 401, 403, 404),
+        200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": description},
+    }
+
 bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT (sub, role, scope)")
 
 
@@ -273,10 +281,7 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
         "/v1/events",
         tags=["extract"],
         response_class=StreamingResponse,
-        responses={
-            **problem_responses(400, 401, 403, 404),
-            200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the rows"},
-        },
+        responses=_extract_responses("the rows"),
     )
     def events(
         principal: PrincipalDep,
@@ -298,10 +303,7 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
             response_class=StreamingResponse,
             name=f"extract_{name}",
             summary=f"A filtered extract of the typed {name} table, masked and entitled",
-            responses={
-                **problem_responses(400, 401, 403, 404),
-                200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the rows"},
-            },
+            responses=_extract_responses("the rows"),
         )
         def typed(principal: PrincipalDep, service: ServiceDep, filters: FiltersDep) -> StreamingResponse:
             require(principal, "extract")
@@ -317,10 +319,7 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
         "/v1/consumption/aggregate",
         tags=["extract"],
         response_class=StreamingResponse,
-        responses={
-            **problem_responses(400, 401, 403, 404),
-            200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "one row per group"},
-        },
+        responses=_extract_responses("one row per group"),
     )
     def consumption_aggregate(
         principal: PrincipalDep,

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 
 from api.auth import Principal
-from api.entitlements import ALL_ROWS, SERVICE_ROLES, Entitlement, filter_entitled
+from api.entitlements import ALL_ROWS, SERVICE_ROLES, Entitlement
 from api.errors import ApiError
 from api.formats import Format
 from api.masking import Policy, load_policy, mask_batch
@@ -300,10 +300,12 @@ class EventStoreService:
     def _entitled(self, principal: Principal, rows: pa.Table, snapshot_id: int | None) -> pa.Table:
         if principal.role in ALL_ROWS or rows.num_rows == 0:
             return rows
-        intervals = None
-        if principal.role not in ("third_party", "LDSO", "REGS"):
-            intervals = self._intervals(snapshot_id)
-        return filter_entitled(rows, principal, intervals)
+        return self._entitlement(principal, snapshot_id)(rows)
+
+    def _entitlement(self, principal: Principal, events_snapshot: int | None) -> Entitlement:
+        """What ``principal`` may see, with the appointment history as of ``events_snapshot`` if it needs it."""
+        needs_history = principal.role == "SUP" or principal.role in SERVICE_ROLES
+        return Entitlement(principal, self._intervals(events_snapshot) if needs_history else None)
 
     def _intervals(self, snapshot_id: int | None) -> pa.Table:
         """Appointment intervals as of the events snapshot (a few recent snapshots are cached)."""
@@ -389,10 +391,7 @@ class EventStoreService:
         schema = aggregate_schema(by)
         if snap is None:
             return snap, iter(()), schema
-        intervals = None
-        if principal.role in ("SUP", *SERVICE_ROLES):
-            intervals = self._intervals(resolve_snapshot(self.table(EVENTS)))
-        entitled = Entitlement(principal, intervals)
+        entitled = self._entitlement(principal, resolve_snapshot(self.table(EVENTS)))
         columns = ["mpan", "measurement_quantity", "utc_settlement_date", "period_end_utc", "consumption_kwh"]
         source = iter_typed_batches(table, CONSUMPTION, f.date_from, f.date_to, f.mpans, snap, self.api.batch_rows)
         stream = (entitled(t).select(columns) for t in _coalesce(source, self.api.batch_rows))
@@ -411,10 +410,7 @@ class EventStoreService:
         out_schema = mask_batch(schema.empty_table(), principal.role, self.policy, self._mask_secret).schema
         if columns:
             out_schema = pa.schema([out_schema.field(c) for c in columns if c in out_schema.names])
-        intervals = None
-        if principal.role in ("SUP", *SERVICE_ROLES):
-            intervals = self._intervals(events_snapshot)
-        entitled = Entitlement(principal, intervals)
+        entitled = self._entitlement(principal, events_snapshot)
 
         def run() -> Iterator[pa.RecordBatch]:
             for rows in _coalesce(batches, self.api.batch_rows):

@@ -14,16 +14,13 @@ from lakehouse.catalog import open_catalog
 from lakehouse.refine import refine_consumption
 from lakehouse.registration import refine_registration
 from lakehouse.settings import LakehouseSettings
-from lakehouse.writer import LandingWriter
-from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.lakehouse.conftest import land
 
 
 @pytest.fixture(scope="module")
 def api_lake(tmp_path_factory: pytest.TempPathFactory) -> LakehouseSettings:
     lake = LakehouseSettings(warehouse=str(tmp_path_factory.mktemp("api") / "warehouse"))
-    writer = LandingWriter(lake)
-    for events, quarantine, offsets in simulated_batches(12, 150):
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    land(lake, 12, 150)
     catalog = open_catalog(lake)
     refine_consumption(catalog, lake)
     refine_registration(catalog, lake)

@@ -22,6 +22,20 @@ def _assert_problem(resp, status: int, code: str) -> None:  # type: ignore[no-un
     assert body["code"] == code and body["status"] == status and body["detail"]
 
 
+def _claims(settings: ApiSettings) -> dict[str, object]:
+    """A valid MDS token's claims for ``settings`` (tests then break one thing at a time)."""
+    now = datetime.now(UTC)
+    return {
+        "sub": "MDSV",
+        "role": "MDS",
+        "scope": "replay extract",
+        "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer,
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+    }
+
+
 def test_no_token_is_401(client: TestClient) -> None:
     _assert_problem(client.get(f"/v1/replays/{TOPIC}"), 401, "missing_token")
 
@@ -33,16 +47,7 @@ def test_expired_token_is_401(client: TestClient, api_settings: ApiSettings) -> 
 
 @pytest.mark.parametrize("case", ["bad_signature", "alg_none", "wrong_audience", "wrong_issuer", "no_role"])
 def test_forged_tokens_are_401(client: TestClient, api_settings: ApiSettings, case: str) -> None:
-    now = datetime.now(UTC)
-    claims = {
-        "sub": "MDSV",
-        "role": "MDS",
-        "scope": "replay extract",
-        "aud": api_settings.jwt_audience,
-        "iss": api_settings.jwt_issuer,
-        "iat": now,
-        "exp": now + timedelta(minutes=5),
-    }
+    claims = _claims(api_settings)
     secret = api_settings.jwt_secret.get_secret_value()
     if case == "bad_signature":
         token = jwt.encode(claims, "some-other-secret-that-is-long-enough-0123", algorithm="HS256")
@@ -139,15 +144,7 @@ def test_rs256_tokens_are_verified_against_the_jwks(api_lake, tmp_path) -> None:
         mask_secret="m" * 40,  # type: ignore[arg-type]
         cursor_secret="c" * 40,  # type: ignore[arg-type]
     )
-    now = datetime.now(UTC)
-    claims = {
-        "sub": "MDSV",
-        "role": "MDS",
-        "scope": "replay extract",
-        "aud": settings.jwt_audience,
-        "iss": settings.jwt_issuer,
-        "exp": now + timedelta(minutes=5),
-    }
+    claims = _claims(settings)
 
     def call(token: str):  # type: ignore[no-untyped-def]
         return client.get("/v1/topics", headers={"Authorization": f"Bearer {token}"})

@@ -11,16 +11,13 @@ from hypothesis import HealthCheck, settings
 from api.app import create_app
 from api.settings import ApiSettings
 from lakehouse.settings import LakehouseSettings
-from lakehouse.writer import LandingWriter
 from tests.api.conftest import bearer
-from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.lakehouse.conftest import land
 
 
 def _app():  # type: ignore[no-untyped-def]
     lake = LakehouseSettings(warehouse=tempfile.mkdtemp(prefix="mhhs-schemathesis-") + "/warehouse")
-    writer = LandingWriter(lake)
-    for events, quarantine, offsets in simulated_batches(12, 150):
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    land(lake, 12, 150)
     return create_app(API, lake)
 
 

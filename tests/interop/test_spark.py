@@ -26,8 +26,7 @@ from lakehouse.registration import refine_registration
 from lakehouse.settings import LakehouseSettings
 from lakehouse.spark import spark_session
 from lakehouse.tables import CONSUMPTION, EVENTS, QUARANTINE, REGISTRATION, identifier
-from lakehouse.writer import LandingWriter
-from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.lakehouse.conftest import land
 from tests.lakehouse.servers import ACCESS_KEY, SECRET_KEY, rest_catalog_server, s3_server
 
 pytestmark = pytest.mark.interop
@@ -56,9 +55,7 @@ def _rows(table: pa.Table) -> Counter[tuple[Any, ...]]:
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> LakehouseSettings:
     settings = LakehouseSettings(warehouse=str(tmp_path_factory.mktemp("interop") / "warehouse"))
-    writer = LandingWriter(settings)
-    for events, quarantine, offsets in simulated_batches(8, 250):
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    writer = land(settings, 8, 250)
     create_tag(writer.events, "before-compaction")
     catalog = open_catalog(settings)
     refine_consumption(catalog, settings)
@@ -81,9 +78,7 @@ def rest_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LakehouseSet
             s3_access_key_id=ACCESS_KEY,
             s3_secret_access_key=SECRET_KEY,  # type: ignore[arg-type]
         )
-        writer = LandingWriter(settings)
-        for events, quarantine, offsets in simulated_batches(8, 250):
-            writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+        land(settings, 8, 250)
         refine_consumption(open_catalog(settings), settings)
         yield settings
 

@@ -47,6 +47,14 @@ def simulated_batches(batches: int, per_batch: int, seed: int = 3) -> list[tuple
     return out
 
 
+def land(settings: LakehouseSettings, batches: int, per_batch: int) -> LandingWriter:
+    """Land ``batches`` simulated batches through the real writer (one snapshot each); return the writer."""
+    writer = LandingWriter(settings)
+    for events, quarantine, offsets in simulated_batches(batches, per_batch):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    return writer
+
+
 @pytest.fixture()
 def lake(tmp_path: Path) -> LakehouseSettings:
     return LakehouseSettings(warehouse=str(tmp_path / "warehouse"), keep_last_snapshots=3, snapshot_retention_hours=0)
