@@ -112,3 +112,5 @@ def test_small_groups_are_suppressed_and_periods_add_up(
     )
     bad = client.get("/v1/consumption/aggregate", params={"by": "week"}, headers=headers)
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_request"
+    picked = client.get("/v1/consumption/aggregate", params={"columns": "mpan"}, headers=headers)
+    assert picked.status_code == 400 and picked.json()["code"] == "unknown_column"
