@@ -22,7 +22,7 @@ from api.errors import ApiError, problem_responses
 from api.formats import MEDIA_TYPES, Format, ndjson_lines, stream
 from api.service import AccessRecord, AggregateLevel, EventStoreService, ExtractFilters
 from api.settings import ApiSettings
-from lakehouse.contract.schemas import SchemaKey, list_schemas, load_schema
+from contract.schemas import SchemaKey, list_schemas, load_schema
 from lakehouse.settings import LakehouseSettings
 
 log = logging.getLogger(__name__)

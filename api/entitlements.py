@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from api.auth import Principal
-from lakehouse.contract.identifiers import DNO_BY_DISTRIBUTOR
+from contract.identifiers import DNO_BY_DISTRIBUTOR
 
 _DIST_BY_MPID = {mpid: dist for dist, (mpid, _) in DNO_BY_DISTRIBUTOR.items()}
 

@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.contract.identifiers import mpan_check_digit
+from contract.identifiers import mpan_check_digit
 
 
 @dataclass(frozen=True, slots=True)

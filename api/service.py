@@ -23,8 +23,8 @@ from api.errors import ApiError
 from api.formats import Format
 from api.masking import Policy, load_policy, mask_batch
 from api.settings import ApiSettings
+from contract.topics import load_topic_catalogue
 from lakehouse.catalog import open_catalog
-from lakehouse.contract.topics import load_topic_catalogue
 from lakehouse.errors import LakehouseError
 from lakehouse.history import list_snapshots, resolve_snapshot
 from lakehouse.offsets import snapshot_offsets

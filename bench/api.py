@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.auth import issue_token
 from api.settings import ApiSettings
-from bench._common import write_results
 from bench.commit_latency import TOPIC, sample_batch
+from bench.harness import write_results
 from lakehouse.catalog import open_catalog
 from lakehouse.duck import connect, iceberg_scan_sql
 from lakehouse.settings import LakehouseSettings

@@ -20,13 +20,13 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import percentile, write_results
-from ingest.broker import PolledRecords
+from bench.harness import percentile, write_results
 from ingest.decode import decode_batch
-from ingest.simulate.generate import Simulation, SimulationParams
+from ingest.kafka_client import PolledRecords
 from ingest.validate import RecordValidator
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
+from market.simulation import Simulation, SimulationParams
 
 TOPIC = "mhhs.consumption.if-021"
 

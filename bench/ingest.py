@@ -22,9 +22,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import broker, percentile, write_results
-from ingest.broker import TopicPlan, ensure_topics, publish
-from ingest.simulate.generate import Simulation, SimulationParams
+from bench.harness import broker, percentile, write_results
+from ingest.kafka_client import TopicPlan, ensure_topics, publish
+from market.simulation import Simulation, SimulationParams
 
 
 def produce(bootstrap: str, api: tuple[int, ...], topic: str, n: int) -> tuple[int, int]:

@@ -22,8 +22,8 @@ from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import write_results
 from bench.commit_latency import TOPIC, sample_batch
+from bench.harness import write_results
 from lakehouse.duck import connect, iceberg_scan_sql
 from lakehouse.read import scan_files
 from lakehouse.settings import LakehouseSettings

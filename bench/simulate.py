@@ -18,10 +18,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import broker, write_results
-from ingest.broker import publish
-from ingest.simulate.generate import Simulation, SimulationParams
+from bench.harness import broker, write_results
+from ingest.kafka_client import publish
 from ingest.topics import create_topics
+from market.simulation import Simulation, SimulationParams
 
 
 def if021(n: int):  # type: ignore[no-untyped-def]

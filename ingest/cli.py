@@ -1,32 +1,35 @@
-"""Ingest's commands: the local broker, the simulator, publishing files and topic summaries."""
+"""Ingest's commands: topic summaries and the ingest worker.
+
+Where the broker is comes from the composition root: ``ctx.obj`` is a ``BrokerLocator`` (the
+``mhhs`` command gives one that knows the local development broker); without one, only
+``MHHS_KAFKA_BOOTSTRAP`` is used.
+"""
 
 from __future__ import annotations
 
 import sys
-from datetime import datetime
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol, runtime_checkable
 
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ingest.broker import end_offsets, publish
-from ingest.errors import IngestError
-from ingest.localbroker import read_local_broker, start_local_broker, stop_local_broker
+from contract.topics import load_topic_catalogue
+from ingest.errors import BrokerUnavailableError, IngestError
+from ingest.kafka_client import end_offsets
 from ingest.settings import IngestSettings
-from ingest.simulate.faults import manifest_document
-from ingest.simulate.generate import Simulation, SimulationParams
-from ingest.simulate.jsonl import read_records, write_records
-from ingest.topics import create_topics, resolve_bootstrap
-from lakehouse.contract.topics import load_topic_catalogue
+from ingest.topics import create_topics
 
 err = Console(stderr=True)
 out = Console()
 
-broker_app = typer.Typer(help="Run the local single-node Apache Kafka broker (KRaft).", no_args_is_help=True)
+
+@runtime_checkable
+class BrokerLocator(Protocol):
+    """Finds the broker to use: the configured cluster, or a local one (started if ``start``)."""
+
+    def bootstrap(self, settings: IngestSettings, start: bool = True) -> str: ...
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -35,125 +38,37 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-@broker_app.command("up")
-def broker_up() -> None:
-    """Fetch (once), format and start the local broker; print its bootstrap address."""
-    settings = IngestSettings()
+def locate_broker(ctx: typer.Context | None, settings: IngestSettings, start: bool = True) -> str:
+    """The bootstrap address for a command: ``MHHS_KAFKA_BOOTSTRAP``, else the locator's broker.
+
+    Raises:
+        BrokerUnavailableError: if neither is available.
+    """
     if settings.kafka_bootstrap:
-        out.print(settings.kafka_bootstrap)
-        err.print("MHHS_KAFKA_BOOTSTRAP is set: using that broker, starting none")
-        return
-    try:
-        broker = start_local_broker(settings)
-        create_topics(settings, broker.bootstrap)
-    except IngestError as exc:
-        raise fail(str(exc)) from exc
-    out.print(broker.bootstrap)
-    err.print(f"broker pid {broker.pid}, log {broker.log_file}")
-
-
-@broker_app.command("down")
-def broker_down() -> None:
-    """Stop the local broker (its data stays, so `up` resumes it)."""
-    stopped = stop_local_broker(IngestSettings())
-    err.print("broker stopped" if stopped else "no local broker was running")
-
-
-@broker_app.command("status")
-def broker_status() -> None:
-    """Print the local broker's address, or exit 1 when none is running."""
-    running = read_local_broker(IngestSettings())
-    if running is None:
-        raise fail("no local broker is running")
-    out.print(running.bootstrap)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not sys.stderr.isatty(),
-    )
-
-
-def simulate(
-    mpans: Annotated[int, typer.Option(min=1, help="number of meter points")] = 1000,
-    days: Annotated[int, typer.Option(min=1, help="UTC settlement days to simulate")] = 2,
-    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="first UTC settlement date")] = datetime(
-        2026, 1, 1
-    ),
-    seed: Annotated[int, typer.Option(min=0, help="random seed: same seed, same records")] = 7,
-    out_file: Annotated[Path | None, typer.Option("--out", help="write JSON Lines here, not Kafka")] = None,
-    manifest: Annotated[Path | None, typer.Option(help="write the ground-truth fault manifest")] = None,
-    business_fault_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.005,
-    malformed_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.002,
-) -> None:
-    """Simulate a deterministic MHHS market and publish it to Kafka (or write it to --out)."""
-    settings = IngestSettings()
-    params = SimulationParams(
-        mpans=mpans,
-        days=days,
-        start=start.date(),
-        seed=seed,
-        business_fault_rate=business_fault_rate,
-        malformed_rate=malformed_rate,
-        max_message_bytes=settings.max_message_bytes,
-    )
-    sim = Simulation(params)
-    try:
-        if out_file is not None:
-            with out_file.open("wb") as fh:
-                total = write_records(sim.records(), fh)
-        else:
-            bootstrap = resolve_bootstrap(settings)
-            create_topics(settings, bootstrap)
-            with _progress() as bar:
-                task = bar.add_task("publishing", total=None)
-                counts = publish(
-                    bootstrap,
-                    settings.api_version_tuple(),
-                    (r.as_out() for r in sim.records()),
-                    on_progress=lambda n: bar.update(task, completed=n),
-                )
-            total = sum(counts.values())
-    except OSError as exc:
-        raise fail(f"cannot write: {exc}") from exc
-    except IngestError as exc:
-        raise fail(str(exc)) from exc
-    if manifest is not None:
-        try:
-            manifest.write_bytes(manifest_document(params.to_json(), sim.faults, sim.counts))
-        except OSError as exc:
-            raise fail(f"cannot write the manifest: {exc}") from exc
-    err.print(f"{total} records, {len(sim.faults)} injected faults" + (f" -> {out_file}" if out_file else ""))
-
-
-def publish_file(
-    file: Annotated[Path, typer.Argument(help="a JSON Lines file written by `mhhs simulate --out`")],
-) -> None:
-    """Publish a simulator JSON Lines file to Kafka, byte for byte."""
-    settings = IngestSettings()
-    try:
-        records = list(read_records(file))  # validate the whole file before sending anything
-        bootstrap = resolve_bootstrap(settings)
-        create_topics(settings, bootstrap)
-        counts = publish(bootstrap, settings.api_version_tuple(), records)
-    except IngestError as exc:
-        raise fail(str(exc)) from exc
-    err.print(f"published {sum(counts.values())} records to {len(counts)} topics")
+        return settings.kafka_bootstrap
+    locator = ctx.find_root().obj if ctx is not None else None
+    if not isinstance(locator, BrokerLocator):
+        raise BrokerUnavailableError("(none)", "set MHHS_KAFKA_BOOTSTRAP or run `mhhs broker up`")
+    return locator.bootstrap(settings, start)
 
 
 def topics_summary(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Per-topic record counts on the broker (log-end offsets)."""
     settings = IngestSettings()
+    try:
+        bootstrap = locate_broker(ctx, settings, start=False)
+    except IngestError as exc:
+        raise fail(str(exc)) from exc
+    print_topics(settings, bootstrap, as_json)
+
+
+def print_topics(settings: IngestSettings, bootstrap: str, as_json: bool = False) -> None:
+    """Print the record count of every catalogue topic on ``bootstrap``."""
     catalogue = load_topic_catalogue()
     try:
-        bootstrap = resolve_bootstrap(settings, start=False)
         ends = end_offsets(bootstrap, settings.api_version_tuple(), catalogue.names)
     except IngestError as exc:
         raise fail(str(exc)) from exc
@@ -180,6 +95,7 @@ def topics_summary(
 
 
 def ingest_command(
+    ctx: typer.Context,
     until_idle: Annotated[
         float | None, typer.Option(min=0.1, help="exit once every topic has been quiet this many seconds")
     ] = None,
@@ -187,10 +103,6 @@ def ingest_command(
     worker_id: Annotated[str | None, typer.Option(help="this worker's name (default host-pid)")] = None,
 ) -> None:
     """Land every MHHS broker event in Iceberg exactly once; quarantine the malformed."""
-    from ingest.service import IngestWorker, install_signal_handlers
-    from lakehouse.errors import LakehouseError
-    from lakehouse.settings import LakehouseSettings
-
     updates: dict[str, object] = {}
     if group:
         updates["group_id"] = group
@@ -198,8 +110,20 @@ def ingest_command(
         updates["worker_id"] = worker_id
     settings = IngestSettings().model_copy(update=updates)
     try:
+        bootstrap = locate_broker(ctx, settings)
+    except IngestError as exc:
+        raise fail(str(exc)) from exc
+    run_ingest(settings, bootstrap, until_idle)
+
+
+def run_ingest(settings: IngestSettings, bootstrap: str, until_idle: float | None = None) -> None:
+    """Run one ingest worker on ``bootstrap`` (until idle, or until SIGTERM)."""
+    from ingest.service import IngestWorker, install_signal_handlers
+    from lakehouse.errors import LakehouseError
+    from lakehouse.settings import LakehouseSettings
+
+    try:
         lake = LakehouseSettings()
-        bootstrap = resolve_bootstrap(settings)
         create_topics(settings, bootstrap)
         worker = IngestWorker(settings, lake, bootstrap)
     except (IngestError, LakehouseError) as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.broker import PolledRecords
+from ingest.kafka_client import PolledRecords
 from ingest.validate import Accepted, RecordValidator
 from lakehouse.tables import EVENTS, QUARANTINE, TABLES
 

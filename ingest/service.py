@@ -18,12 +18,12 @@ from types import FrameType
 
 import structlog
 
-from ingest.broker import TP, GroupConsumer, PolledRecords
+from contract.topics import load_topic_catalogue
 from ingest.decode import decode_batch
+from ingest.kafka_client import TP, GroupConsumer, PolledRecords
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import RecordValidator
-from lakehouse.contract.topics import load_topic_catalogue
 from lakehouse.errors import LakehouseError
 from lakehouse.refine import refine_consumption
 from lakehouse.registration import refine_registration

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,17 +13,9 @@ class IngestSettings(BaseSettings):
 
     kafka_bootstrap: str | None = Field(
         default=None,
-        description="host:port[,host:port] of an existing Kafka cluster; unset starts a local broker",
+        description="host:port[,host:port] of an existing Kafka cluster; unset: the local broker (`mhhs broker up`)",
     )
     kafka_api_version: str = Field(default="4.0", description="Kafka API version to speak")
-    kafka_version: str = Field(default="4.4.0", description="Apache Kafka release the local broker runs")
-    kafka_port: int = Field(default=0, ge=0, le=65535, description="local broker port; 0 picks a free one")
-    kafka_data_dir: Path = Field(default=Path("var/kafka"), description="local broker's KRaft store and logs")
-    kafka_cache_dir: Path = Field(
-        default=Path.home() / ".cache" / "mhhs-event-store",
-        description="where Maven puts the fetched broker jars (outside git)",
-    )
-    kafka_heap: str = Field(default="1g", description="local broker's Java max heap")
     max_message_bytes: int = Field(
         default=1_048_576, gt=0, description="records larger than this are quarantined as oversized"
     )

@@ -1,30 +1,10 @@
-"""Where ingest finds its broker and how the catalogue's topics are created on it."""
+"""How the topic catalogue's topics are created on a broker (partitions, message size, retention)."""
 
 from __future__ import annotations
 
-from ingest.broker import TopicPlan, ensure_topics
-from ingest.localbroker import read_local_broker, start_local_broker
+from contract.topics import load_topic_catalogue
+from ingest.kafka_client import TopicPlan, ensure_topics
 from ingest.settings import IngestSettings
-from lakehouse.contract.topics import load_topic_catalogue
-
-
-def resolve_bootstrap(settings: IngestSettings, *, start: bool = True) -> str:
-    """The configured bootstrap address, else the local broker's (started if ``start``).
-
-    Raises:
-        LocalBrokerError: if the local broker is needed and cannot be started.
-        BrokerUnavailableError: if ``start`` is False and no broker is configured or running.
-    """
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    running = read_local_broker(settings)
-    if running is not None:
-        return running.bootstrap
-    if not start:
-        from ingest.errors import BrokerUnavailableError
-
-        raise BrokerUnavailableError("(none)", "set MHHS_KAFKA_BOOTSTRAP or run `mhhs broker up`")
-    return start_local_broker(settings).bootstrap
 
 
 def topic_plans(settings: IngestSettings) -> list[TopicPlan]:
@@ -37,5 +17,9 @@ def topic_plans(settings: IngestSettings) -> list[TopicPlan]:
 
 
 def create_topics(settings: IngestSettings, bootstrap: str) -> list[str]:
-    """Create every catalogue topic missing on ``bootstrap``; return those created."""
+    """Create every catalogue topic missing on ``bootstrap``; return those created.
+
+    Raises:
+        BrokerUnavailableError: if the broker cannot be reached.
+    """
     return ensure_topics(bootstrap, settings.api_version_tuple(), topic_plans(settings))

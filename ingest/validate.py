@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from lakehouse.contract.schemas import SchemaKey, list_schemas, load_schema
-from lakehouse.contract.topics import TopicCatalogue, load_topic_catalogue
+from contract.schemas import SchemaKey, list_schemas, load_schema
+from contract.topics import TopicCatalogue, load_topic_catalogue
 
 # Stable quarantine codes, in the order the checks run.
 ERROR_CODES: dict[str, str] = {

@@ -28,7 +28,7 @@ from pyiceberg.expressions import In
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.table import Table
 
-from lakehouse.contract.topics import topic_for_interface
+from contract.topics import topic_for_interface
 from lakehouse.errors import CommitConflictError
 from lakehouse.offsets import OFFSETS_KEY, TP, encode_offsets, merge_offsets, snapshot_offsets
 from lakehouse.query import EventQuery, read_events

@@ -1,27 +1,24 @@
-"""Apache Spark over the product's Iceberg catalog, with Iceberg's Spark runtime from Maven Central.
+"""Apache Spark over the product's Iceberg catalog.
 
 ``spark_session`` starts a local Spark whose catalog named like the product's (``mhhs`` by default)
 is the same Iceberg catalog the product writes: the embedded SQLite catalog through Iceberg's
 ``JdbcCatalog`` (pyiceberg's SQL catalog uses the same tables), or the REST catalog, with S3 storage
-from the same settings. Spark is optional: ``pip install -e '.[interop]'`` (``make interop`` does).
+from the same settings. The caller brings the jars (Iceberg's Spark runtime and drivers, e.g. from
+``devstack.spark.spark_jars(catalog_needs(settings))``); pyspark is a dev dependency.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from lakehouse.catalog import catalog_properties
 from lakehouse.errors import LakehouseError
-from lakehouse.maven import fetch_artifacts
 from lakehouse.settings import LakehouseSettings
 
-SPARK_LINE = "4.0"
-ICEBERG_SPARK_RUNTIME = f"org.apache.iceberg:iceberg-spark-runtime-{SPARK_LINE}_2.13:1.10.1"
-ICEBERG_AWS_BUNDLE = "org.apache.iceberg:iceberg-aws-bundle:1.10.1"
-SQLITE_JDBC = "org.xerial:sqlite-jdbc:3.50.3.0"
-POSTGRES_JDBC = "org.postgresql:postgresql:42.7.8"
+CatalogKind = Literal["sqlite", "postgresql", "rest"]
 
 
 def jdbc_uri(sqlalchemy_uri: str) -> tuple[str, dict[str, str]]:
@@ -68,25 +65,25 @@ def spark_catalog_conf(settings: LakehouseSettings) -> dict[str, str]:
     return conf
 
 
-def spark_jars(settings: LakehouseSettings) -> list[Path]:
-    """The jars Spark needs for this catalog, fetched with Maven once."""
-    coordinates = [ICEBERG_SPARK_RUNTIME]
-    if settings.catalog_type == "sql":
-        uri = catalog_properties(settings)["uri"]
-        coordinates.append(SQLITE_JDBC if str(uri).startswith("sqlite") else POSTGRES_JDBC)
-    if settings.s3_endpoint or settings.warehouse.startswith("s3://"):
-        coordinates.append(ICEBERG_AWS_BUNDLE)
-    name = "spark-" + "-".join(sorted(c.split(":")[1] for c in coordinates))
-    libs = fetch_artifacts(name, coordinates)
-    return sorted(libs.glob("*.jar"))
+def catalog_needs(settings: LakehouseSettings) -> tuple[CatalogKind, bool]:
+    """What Spark needs for this catalog: its kind (sqlite, postgresql or rest) and whether data is on S3."""
+    s3 = bool(settings.s3_endpoint) or settings.warehouse.startswith("s3://")
+    if settings.catalog_type == "rest":
+        return "rest", s3
+    uri = str(catalog_properties(settings)["uri"])
+    return ("sqlite" if uri.startswith("sqlite") else "postgresql"), s3
 
 
 def spark_session(
-    settings: LakehouseSettings, *more: LakehouseSettings, app_name: str = "mhhs-event-store"
+    settings: LakehouseSettings,
+    *more: LakehouseSettings,
+    jars: Sequence[Path],
+    app_name: str = "mhhs-event-store",
 ) -> Any:
     """A local ``pyspark.sql.SparkSession`` reading (and able to write) the product's catalog.
 
-    ``more`` registers further catalogs (each under its own ``catalog_name``) in the same session.
+    ``more`` registers further catalogs (each under its own ``catalog_name``) in the same session;
+    ``jars`` must hold what each needs (see ``catalog_needs``).
 
     Raises:
         LakehouseError: if pyspark is not installed.
@@ -98,7 +95,7 @@ def spark_session(
     builder = (
         SparkSession.builder.master("local[2]")
         .appName(app_name)
-        .config("spark.jars", ",".join(sorted({str(j) for s in (settings, *more) for j in spark_jars(s)})))
+        .config("spark.jars", ",".join(sorted({str(j) for j in jars})))
         .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import date
 
 import typer
 from pydantic import ValidationError
 
 from api import cli as api_cli
 from ingest import cli as ingest_cli
+from ingest.settings import IngestSettings
 from lakehouse import cli as lake_cli
+from market import cli as market_cli
+from market.simulation import SimulationParams
+from mhhs.devbroker import LocalBrokerLocator, broker_app, ensure_broker
 from mhhs.logs import configure_logging
 
 app = typer.Typer(
@@ -19,9 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(ingest_cli.broker_app, name="broker")
-app.command("simulate")(ingest_cli.simulate)
-app.command("publish")(ingest_cli.publish_file)
+app.add_typer(broker_app, name="broker")
+app.command("simulate")(market_cli.simulate)
+app.command("publish")(market_cli.publish_file)
 app.command("topics")(ingest_cli.topics_summary)
 app.command("ingest")(ingest_cli.ingest_command)
 app.add_typer(lake_cli.lake_app, name="lake")
@@ -31,13 +35,15 @@ app.command("serve")(api_cli.serve)
 
 @app.callback()
 def _setup(
+    ctx: typer.Context,
     log_level: str = typer.Option("INFO", envvar="MHHS_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR"),
 ) -> None:
-    """Configure structured logging once for whichever command runs."""
+    """Configure structured logging once for whichever command runs; wire the broker locator."""
     try:
         configure_logging(log_level)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--log-level / MHHS_LOG_LEVEL") from exc
+    ctx.obj = LocalBrokerLocator()
 
 
 @app.command("demo")
@@ -47,26 +53,28 @@ def demo(
     seed: int = typer.Option(7, min=0),
 ) -> None:
     """End to end on the local broker: start it, create topics, simulate, summarise."""
-    ingest_cli.err.rule("1. broker")
-    ingest_cli.broker_up()
-    ingest_cli.err.rule(f"2. simulate {mpans} MPANs x {days} UTC days into Kafka")
-    ingest_cli.simulate(
+    err = ingest_cli.err
+    settings = IngestSettings()
+    err.rule("1. broker")
+    bootstrap = ensure_broker(settings)
+    err.rule(f"2. simulate {mpans} MPANs x {days} UTC days into Kafka")
+    params = SimulationParams(
         mpans=mpans,
         days=days,
-        start=datetime(2026, 3, 28),
+        start=date(2026, 3, 28),
         seed=seed,
-        out_file=None,
-        manifest=None,
         business_fault_rate=0.005,
         malformed_rate=0.002,
+        max_message_bytes=settings.max_message_bytes,
     )
-    ingest_cli.err.rule("3. what the broker holds")
-    ingest_cli.topics_summary(as_json=False)
-    ingest_cli.err.rule("4. ingest: land every event exactly once, quarantine the malformed")
-    ingest_cli.ingest_command(until_idle=5.0, group=None, worker_id=None)
-    ingest_cli.err.rule("5. refine the typed consumption table")
+    market_cli.run_simulation(settings, params, bootstrap)
+    err.rule("3. what the broker holds")
+    ingest_cli.print_topics(settings, bootstrap)
+    err.rule("4. ingest: land every event exactly once, quarantine the malformed")
+    ingest_cli.run_ingest(settings, bootstrap, until_idle=5.0)
+    err.rule("5. refine the typed consumption table")
     lake_cli.refine(rebuild=False)
-    ingest_cli.err.rule("6. what the lakehouse holds (DuckDB over Iceberg)")
+    err.rule("6. what the lakehouse holds (DuckDB over Iceberg)")
     lake_cli.sql(
         "SELECT interface_id, count(*) AS events, count(DISTINCT settlement_date) AS dates "
         "FROM events GROUP BY 1 ORDER BY 1"
@@ -77,7 +85,7 @@ def demo(
         "sum(consumption_kwh) AS kwh, avg(CASE WHEN quality_indicator = 'A' THEN 1 ELSE 0 END) "
         "AS actual_share FROM consumption GROUP BY 1 ORDER BY 1"
     )
-    ingest_cli.err.print("The broker keeps running: `make kafka-down` stops it.")
+    err.print("The broker keeps running: `make kafka-down` stops it.")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Generate the versioned JSON Schemas in lakehouse/contract/schemas/ (run once per contract change).
+"""Generate the versioned JSON Schemas in contract/schemas/ (run once per contract change).
 
 The generated files are the contract and are committed; this script only keeps them consistent.
 Usage: python scripts/gen_schemas.py
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).resolve().parent.parent / "lakehouse" / "contract" / "schemas"
+OUT = Path(__file__).resolve().parent.parent / "contract" / "schemas"
 VERSION = "001"
 
 DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}

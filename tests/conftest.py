@@ -8,28 +8,34 @@ from pathlib import Path
 
 import pytest
 
-from ingest.localbroker import LocalBroker, start_local_broker, stop_local_broker
+from devstack.kafka import LocalBrokerConfig, start_local_broker, stop_local_broker
+from devstack.settings import DevstackSettings
 from ingest.settings import IngestSettings
 
 
 @pytest.fixture(scope="session")
-def broker_settings(tmp_path_factory: pytest.TempPathFactory) -> IngestSettings:
-    """Settings for a broker private to this test session (jars cached outside git)."""
-    data_dir = tmp_path_factory.mktemp("kafka")
-    return IngestSettings(kafka_data_dir=data_dir, kafka_bootstrap=os.environ.get("MHHS_KAFKA_BOOTSTRAP"))
+def broker_settings() -> IngestSettings:
+    """Ingest's settings for the session's broker (MHHS_KAFKA_BOOTSTRAP, else the local one started here)."""
+    return IngestSettings(kafka_bootstrap=os.environ.get("MHHS_KAFKA_BOOTSTRAP"))
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(broker_settings: IngestSettings) -> Iterator[str]:
+def local_broker(tmp_path_factory: pytest.TempPathFactory) -> LocalBrokerConfig:
+    """A local broker's configuration private to this test session (jars cached outside git)."""
+    return DevstackSettings(kafka_data_dir=tmp_path_factory.mktemp("kafka")).broker()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(broker_settings: IngestSettings, local_broker: LocalBrokerConfig) -> Iterator[str]:
     """A running broker's bootstrap address: the configured one, else a local broker started here."""
     if broker_settings.kafka_bootstrap:
         yield broker_settings.kafka_bootstrap
         return
-    broker: LocalBroker = start_local_broker(broker_settings)
+    broker = start_local_broker(local_broker)
     try:
         yield broker.bootstrap
     finally:
-        stop_local_broker(broker_settings)
+        stop_local_broker(local_broker)
 
 
 @pytest.fixture()

@@ -8,13 +8,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import issue_token
 from api.settings import ApiSettings
 from lakehouse.catalog import open_catalog
 from lakehouse.refine import refine_consumption
 from lakehouse.registration import refine_registration
 from lakehouse.settings import LakehouseSettings
-from tests.lakehouse.conftest import land
+from tests.support.landing import land
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +35,3 @@ def api_settings() -> ApiSettings:
 def client(api_lake: LakehouseSettings, api_settings: ApiSettings) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings, api_lake)) as c:
         yield c
-
-
-def bearer(
-    settings: ApiSettings, subject: str, role: str, scopes: list[str] | None = None, grants: list[str] | None = None
-) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(settings, subject, role, scopes, grants=grants)}"}

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.auth import issue_token
 from api.settings import ApiSettings
-from tests.api.conftest import bearer
+from tests.support.claims import bearer
 
 TOPIC = "mhhs.consumption.if-021"
 

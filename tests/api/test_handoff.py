@@ -9,12 +9,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ingest.broker import read_from
+from ingest.kafka_client import read_from
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from lakehouse.settings import LakehouseSettings
-from tests.api.conftest import bearer
-from tests.ingest.conftest import publish_market
+from tests.support.claims import bearer
+from tests.support.kafka import publish_market
 
 TOPIC = "mhhs.consumption.if-021"
 

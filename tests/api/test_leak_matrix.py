@@ -28,7 +28,7 @@ from api.settings import ApiSettings
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import EVENTS, REGISTRATION
-from tests.api.conftest import bearer
+from tests.support.claims import bearer
 
 FORMATS = ("ndjson", "csv", "parquet", "arrow")
 ENDPOINTS = ("replay", "events", "consumption", "registration", "consumption/aggregate")

@@ -13,14 +13,14 @@ from fastapi.testclient import TestClient
 
 from api.masking import mpan_token
 from api.settings import ApiSettings
+from contract import is_valid_mpan
 from lakehouse.catalog import open_catalog
-from lakehouse.contract import is_valid_mpan
 from lakehouse.offsets import committed_offsets
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import EVENTS, ensure_table
-from tests.api.conftest import bearer
-from tests.lakehouse.conftest import GROUP
+from tests.support.claims import bearer
+from tests.support.landing import GROUP
 
 TOPIC = "mhhs.consumption.if-021"
 

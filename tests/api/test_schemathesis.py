@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, settings
 from api.app import create_app
 from api.settings import ApiSettings
 from lakehouse.settings import LakehouseSettings
-from tests.api.conftest import bearer
-from tests.lakehouse.conftest import land
+from tests.support.claims import bearer
+from tests.support.landing import land
 
 
 def _app():  # type: ignore[no-untyped-def]

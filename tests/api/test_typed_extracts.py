@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.settings import ApiSettings
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
-from tests.api.conftest import bearer
+from tests.support.claims import bearer
 
 
 def _arrow(client: TestClient, path: str, headers: dict[str, str], **params: object) -> pa.Table:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
-from ingest.broker import publish, read_all
+from contract.topics import load_topic_catalogue
+from ingest.kafka_client import publish, read_all
 from ingest.settings import IngestSettings
-from ingest.simulate.generate import Simulation, SimulationParams
 from ingest.topics import create_topics
 from ingest.validate import Accepted, RecordValidator, Rejection
-from lakehouse.contract.topics import load_topic_catalogue
+from market.simulation import Simulation, SimulationParams
 
 
 def test_every_interface_round_trips_through_kafka_and_validates(

@@ -13,7 +13,7 @@ from ingest.settings import IngestSettings
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import EVENTS, QUARANTINE
-from tests.ingest.conftest import assert_exactly_once, ingest_env, publish_market, spawn_ingest
+from tests.support.kafka import assert_exactly_once, ingest_env, publish_market, spawn_ingest
 
 
 def _worker(bootstrap: str, lake: LakehouseSettings, group: str, **kw: object) -> IngestWorker:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ingest.localbroker import start_local_broker, stop_local_broker
+from devstack.kafka import LocalBrokerConfig, start_local_broker, stop_local_broker
+from devstack.settings import DevstackSettings
 from ingest.settings import IngestSettings
 from lakehouse.settings import LakehouseSettings
-from tests.ingest.conftest import assert_exactly_once, ingest_env, publish_market, spawn_ingest
+from tests.support.kafka import assert_exactly_once, ingest_env, publish_market, spawn_ingest
 
 
 def test_two_workers_and_a_third_joining_mid_run_land_everything_once(
@@ -35,19 +37,19 @@ def test_two_workers_and_a_third_joining_mid_run_land_everything_once(
 
 
 @pytest.fixture()
-def own_broker(tmp_path: Path) -> IngestSettings:
+def own_broker(tmp_path: Path) -> Iterator[LocalBrokerConfig]:
     """A broker private to one test, so it can be stopped and restarted."""
-    settings = IngestSettings(kafka_data_dir=tmp_path / "kafka")
-    start_local_broker(settings)
-    yield settings  # type: ignore[misc]
-    stop_local_broker(settings)
+    config = DevstackSettings(kafka_data_dir=tmp_path / "kafka").broker()
+    start_local_broker(config)
+    yield config
+    stop_local_broker(config)
 
 
 def test_broker_stopped_and_restarted_mid_run_loses_nothing(
-    own_broker: IngestSettings, lake: LakehouseSettings, tmp_path: Path
+    own_broker: LocalBrokerConfig, lake: LakehouseSettings, tmp_path: Path
 ) -> None:
     broker = start_local_broker(own_broker)  # idempotent: the running one
-    settings = own_broker.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+    settings = IngestSettings(kafka_bootstrap=broker.bootstrap)
     publish_market(broker.bootstrap, settings, mpans=300, days=2, seed=77)
     env = ingest_env(
         broker.bootstrap,

@@ -10,11 +10,11 @@ from pathlib import Path
 import orjson
 from typer.testing import CliRunner
 
-from ingest.simulate.faults import BUSINESS_FAULTS, MALFORMED_FAULTS
-from ingest.simulate.generate import Simulation, SimulationParams
-from ingest.simulate.jsonl import read_records, write_records
+from contract import is_valid_mpan
 from ingest.validate import Accepted, RecordValidator, Rejection
-from lakehouse.contract import is_valid_mpan
+from market.faults import BUSINESS_FAULTS, MALFORMED_FAULTS
+from market.jsonl import read_records, write_records
+from market.simulation import Simulation, SimulationParams
 from mhhs.cli import app
 
 runner = CliRunner()

@@ -17,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from devstack.iceberg_rest import rest_catalog_server
+from devstack.spark import spark_jars
 from lakehouse import duck
 from lakehouse.catalog import open_catalog
 from lakehouse.history import create_tag, list_snapshots
@@ -24,10 +26,10 @@ from lakehouse.maintenance import compact_table, content_checksum
 from lakehouse.refine import refine_consumption
 from lakehouse.registration import refine_registration
 from lakehouse.settings import LakehouseSettings
-from lakehouse.spark import spark_session
+from lakehouse.spark import catalog_needs, spark_session
 from lakehouse.tables import CONSUMPTION, EVENTS, QUARANTINE, REGISTRATION, identifier
-from tests.lakehouse.conftest import land
-from tests.lakehouse.servers import ACCESS_KEY, SECRET_KEY, rest_catalog_server, s3_server
+from tests.support.landing import land
+from tests.support.servers import ACCESS_KEY, SECRET_KEY, s3_server
 
 pytestmark = pytest.mark.interop
 
@@ -86,7 +88,8 @@ def rest_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LakehouseSet
 @pytest.fixture(scope="module")
 def spark(lake: LakehouseSettings, rest_lake: LakehouseSettings) -> Iterator[Any]:
     logging.getLogger("py4j").setLevel(logging.ERROR)  # its exit-time chatter after pytest closes stderr
-    session = spark_session(lake, rest_lake, app_name="mhhs-interop-test")
+    jars = spark_jars([catalog_needs(lake), catalog_needs(rest_lake)])
+    session = spark_session(lake, rest_lake, jars=jars, app_name="mhhs-interop-test")
     session.sparkContext.setLogLevel("ERROR")
     try:
         yield session

@@ -2,57 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from ingest.broker import PolledRecords
-from ingest.decode import decode_batch
-from ingest.simulate.generate import Simulation, SimulationParams
-from ingest.validate import RecordValidator
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
-
-GROUP = "test-group"
-
-
-def simulated_batches(batches: int, per_batch: int, seed: int = 3) -> list[tuple[pa.Table, pa.Table, dict]]:
-    """Decoded batches of a simulated market, with Kafka coordinates assigned in publication order."""
-    sim = Simulation(SimulationParams(mpans=80, days=2, start=date(2026, 3, 28), seed=seed, malformed_rate=0.01))
-    records = list(sim.records())
-    next_offset: dict[tuple[str, int], int] = {}
-    out = []
-    validator = RecordValidator(1 << 20)
-    for b in range(batches):
-        chunk = records[b * per_batch : (b + 1) * per_batch]
-        if not chunk:
-            break
-        polled = PolledRecords.empty()
-        for rec in chunk:
-            part = int.from_bytes((rec.key or b"0")[-1:], "big") % 2
-            off = next_offset.get((rec.topic, part), 0)
-            next_offset[(rec.topic, part)] = off + 1
-            polled.topics.append(rec.topic)
-            polled.partitions.append(part)
-            polled.offsets.append(off)
-            polled.timestamps_ms.append(1_774_656_000_000 + off)
-            polled.timestamp_types.append(0)
-            polled.keys.append(rec.key)
-            polled.values.append(rec.value)
-            polled.headers.append(list(rec.headers))
-        d = decode_batch(polled, validator, "w", f"b{b}", datetime.now(UTC))
-        out.append((d.events, d.quarantine, d.next_offsets))
-    return out
-
-
-def land(settings: LakehouseSettings, batches: int, per_batch: int) -> LandingWriter:
-    """Land ``batches`` simulated batches through the real writer (one snapshot each); return the writer."""
-    writer = LandingWriter(settings)
-    for events, quarantine, offsets in simulated_batches(batches, per_batch):
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
-    return writer
+from tests.support.landing import GROUP, simulated_batches
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema_rs
 import pytest
 
-from lakehouse.contract import (
+from contract import (
     GSP_GROUPS,
     is_valid_mpan,
     list_schemas,

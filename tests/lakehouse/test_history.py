@@ -11,7 +11,7 @@ from lakehouse.errors import LakehouseError, SnapshotNotFoundError
 from lakehouse.history import create_tag, list_snapshots, resolve_snapshot
 from lakehouse.offsets import committed_offsets
 from lakehouse.writer import LandingWriter
-from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.support.landing import GROUP, simulated_batches
 
 
 def test_each_commit_is_a_snapshot_with_offsets_and_counts(landed: LandingWriter) -> None:

@@ -12,7 +12,7 @@ from lakehouse.history import list_snapshots, read_as_known_at
 from lakehouse.maintenance import expire_table
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
-from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.support.landing import GROUP, simulated_batches
 
 
 def test_as_known_at_survives_expiry_of_old_snapshots(lake: LakehouseSettings) -> None:

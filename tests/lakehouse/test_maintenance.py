@@ -10,7 +10,7 @@ from lakehouse.history import create_tag, list_snapshots
 from lakehouse.maintenance import compact_table, expire_table, live_files, whole_table_checksum
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
-from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.support.landing import GROUP, simulated_batches
 
 
 def _files(root: Path) -> set[str]:

@@ -12,7 +12,7 @@ from lakehouse.refine import rebuild_consumption, refine_consumption
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import CONSUMPTION, ensure_table
 from lakehouse.writer import LandingWriter
-from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.support.landing import GROUP, simulated_batches
 
 
 def _rows(lake: LakehouseSettings) -> pa.Table:

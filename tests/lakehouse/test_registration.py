@@ -19,7 +19,7 @@ from lakehouse.registration import (
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import REGISTRATION, ensure_table
 from lakehouse.writer import LandingWriter
-from tests.lakehouse.conftest import GROUP, simulated_batches
+from tests.support.landing import GROUP, simulated_batches
 
 D0 = date(2026, 4, 1)
 OPEN = date(9999, 12, 31)

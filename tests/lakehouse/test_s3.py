@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from devstack.iceberg_rest import rest_catalog_server
 from lakehouse.catalog import open_catalog
 from lakehouse.history import create_tag, list_snapshots
 from lakehouse.maintenance import compact_table, expire_table, whole_table_checksum
 from lakehouse.refine import refine_consumption
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
-from tests.lakehouse.conftest import GROUP, simulated_batches
-from tests.lakehouse.servers import ACCESS_KEY, SECRET_KEY, rest_catalog_server, s3_server
+from tests.support.landing import GROUP, simulated_batches
+from tests.support.servers import ACCESS_KEY, SECRET_KEY, s3_server
 
 
 @pytest.fixture(params=["sql", "rest"])

@@ -20,8 +20,8 @@ class SchemaKey:
 
 @cache
 def list_schemas() -> tuple[SchemaKey, ...]:
-    """Every (interface, version) with a schema in ``lakehouse/contract/schemas``."""
-    root = resources.files("lakehouse.contract").joinpath("schemas")
+    """Every (interface, version) with a schema in ``contract/schemas``."""
+    root = resources.files("contract").joinpath("schemas")
     keys = [
         SchemaKey(folder.name, item.name.removesuffix(".json"))
         for folder in root.iterdir()
@@ -36,7 +36,7 @@ def list_schemas() -> tuple[SchemaKey, ...]:
 def _load(interface: str, version: str) -> bytes:
     if SchemaKey(interface, version) not in list_schemas():
         raise KeyError(f"no schema for {interface} version {version}")
-    path = resources.files("lakehouse.contract").joinpath("schemas", interface, f"{version}.json")
+    path = resources.files("contract").joinpath("schemas", interface, f"{version}.json")
     return path.read_bytes()
 
 

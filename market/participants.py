@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lakehouse.contract.identifiers import (
+from contract.identifiers import (
     DNO_BY_DISTRIBUTOR,
     GSP_GROUPS,
     IDNO_DISTRIBUTORS,

@@ -13,13 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.errors import LakehouseError
+from devstack.errors import MavenFetchError
 
 DEFAULT_CACHE = Path.home() / ".cache" / "mhhs-event-store"
-
-
-class MavenFetchError(LakehouseError):
-    """Maven is missing or could not resolve an artifact."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from typing import IO
 
 import orjson
 
-from ingest.broker import OutRecord
-from ingest.errors import InputFileError
-from ingest.simulate.messages import SimRecord
+from contract.records import OutRecord
+from market.errors import InputFileError
+from market.messages import SimRecord
 
 
 def record_line(rec: SimRecord) -> bytes:

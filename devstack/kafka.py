@@ -2,8 +2,10 @@
 
 ``start_local_broker`` fetches ``org.apache.kafka:kafka_2.13`` and its runtime dependencies with
 Maven into a cache outside git, formats a broker+controller KRaft store under the data directory,
-starts it, waits until it answers a metadata request and returns the bootstrap address. It is
-idempotent: a broker already running from the same data directory is reused.
+starts it, waits until the broker logs that it has started and its port accepts connections, and
+returns the bootstrap address. It is idempotent: a broker already running from the same data
+directory is reused. No Kafka client is involved (kafka-python lives in ``ingest`` only), so
+nothing prints connection errors while the broker boots.
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ from pathlib import Path
 
 import orjson
 
-from ingest.broker import wait_for_broker
-from ingest.errors import BrokerUnavailableError, LocalBrokerError
-from ingest.settings import IngestSettings
-from lakehouse.maven import MavenFetchError, fetch_artifacts
+from devstack.errors import LocalBrokerError, MavenFetchError
+from devstack.maven import DEFAULT_CACHE, fetch_artifacts, java_binary
 
 LOG4J_VERSION = "2.25.2"
 SLF4J_VERSION = "2.0.17"
@@ -42,7 +42,22 @@ logger.apache.name = org.apache.kafka
 logger.apache.level = warn
 logger.state.name = state.change.logger
 logger.state.level = warn
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = info
 """
+_STARTED = b"Kafka Server started"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalBrokerConfig:
+    """Where and how to run the local broker."""
+
+    data_dir: Path
+    port: int = 0  # 0: a free port (kept across restarts)
+    version: str = "4.4.0"
+    cache_dir: Path = DEFAULT_CACHE
+    heap: str = "1g"
+    max_message_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +70,21 @@ class LocalBroker:
     log_file: Path
 
 
-def fetch_broker(settings: IngestSettings) -> Path:
+def fetch_broker(config: LocalBrokerConfig) -> Path:
     """Fetch the broker's jars with Maven (once per Kafka version); return the jar directory.
 
     Raises:
         LocalBrokerError: if Maven is missing or cannot resolve the artifacts.
     """
     coordinates = [
-        f"org.apache.kafka:kafka_2.13:{settings.kafka_version}",
+        f"org.apache.kafka:kafka_2.13:{config.version}",
         # Kafka declares slf4j 1.7; the log4j2 binding needs 2.x
         f"org.slf4j:slf4j-api:{SLF4J_VERSION}",
         f"org.apache.logging.log4j:log4j-slf4j2-impl:{LOG4J_VERSION}",
         f"org.apache.logging.log4j:log4j-core:{LOG4J_VERSION}",
     ]
     try:
-        return fetch_artifacts(f"kafka-{settings.kafka_version}", coordinates, settings.kafka_cache_dir)
+        return fetch_artifacts(f"kafka-{config.version}", coordinates, config.cache_dir)
     except MavenFetchError as exc:
         raise LocalBrokerError(str(exc)) from exc
 
@@ -107,9 +122,9 @@ def _state_file(data_dir: Path) -> Path:
     return data_dir / "broker.json"
 
 
-def read_local_broker(settings: IngestSettings) -> LocalBroker | None:
-    """The broker started from ``settings.kafka_data_dir`` if it is still running, else None."""
-    data_dir = settings.kafka_data_dir.resolve()
+def read_local_broker(config: LocalBrokerConfig) -> LocalBroker | None:
+    """The broker started from ``config.data_dir`` if it is still running, else None."""
+    data_dir = config.data_dir.resolve()
     state = _state_file(data_dir)
     if not state.exists():
         return None
@@ -148,53 +163,78 @@ def _properties(data_dir: Path, port: int, controller_port: int, max_message_byt
     )
 
 
-def start_local_broker(settings: IngestSettings, timeout_s: float = 90.0) -> LocalBroker:
-    """Start (or reuse) the local broker and wait until it answers; return its address.
+def _accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_started(pid: int, port: int, log_file: Path, log_start: int, timeout_s: float) -> None:
+    """Wait until the broker logs that it started (after ``log_start``) and its port accepts connections.
+
+    Raises:
+        LocalBrokerError: if the process exits or the broker is not up within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise LocalBrokerError("the broker process exited", str(log_file))
+        with open(log_file, "rb") as fh:
+            fh.seek(log_start)
+            started = _STARTED in fh.read()
+        if started and _accepts(port):
+            return
+        time.sleep(0.25)
+    raise LocalBrokerError(f"the broker did not start within {timeout_s:.0f} s", str(log_file))
+
+
+def start_local_broker(config: LocalBrokerConfig, timeout_s: float = 90.0) -> LocalBroker:
+    """Start (or reuse) the local broker and wait until it is up; return its address.
 
     Raises:
         LocalBrokerError: if the broker cannot be fetched, formatted or started.
     """
-    running = read_local_broker(settings)
+    running = read_local_broker(config)
     if running is not None:
-        try:
-            wait_for_broker(running.bootstrap, settings.api_version_tuple(), timeout_s=timeout_s)
-            return running
-        except BrokerUnavailableError as exc:
-            raise LocalBrokerError(
-                f"a broker process is running but not answering: {exc}", str(running.log_file)
-            ) from exc
+        port = int(running.bootstrap.rsplit(":", 1)[1])
+        deadline = time.monotonic() + timeout_s
+        while not _accepts(port):
+            if time.monotonic() > deadline or not _alive(running.pid):
+                raise LocalBrokerError("a broker process runs but accepts no connections", str(running.log_file))
+            time.sleep(0.25)
+        return running
 
-    java = shutil.which("java")
-    if java is None:
-        raise LocalBrokerError("Java is not on PATH: install Java 17+")
-    libs = fetch_broker(settings)
-    data_dir = settings.kafka_data_dir.resolve()
+    try:
+        java = java_binary()
+    except MavenFetchError as exc:
+        raise LocalBrokerError(str(exc)) from exc
+    libs = fetch_broker(config)
+    data_dir = config.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     state = _state_file(data_dir)
     previous = orjson.loads(state.read_bytes()) if state.exists() else {}
     formatted = (data_dir / "logs" / "meta.properties").exists()
 
-    port = settings.kafka_port or int(previous.get("port", 0)) or _free_port()
+    port = config.port or int(previous.get("port", 0)) or _free_port()
     controller_port = int(previous.get("controller_port", 0)) or _free_port()
     if formatted and not (_port_free(port) and _port_free(controller_port)):
         # the KRaft store remembers its controller endpoint: start afresh on new ports
         shutil.rmtree(data_dir / "logs")
         formatted = False
-        port = settings.kafka_port or _free_port()
+        port = config.port or _free_port()
         controller_port = _free_port()
     if not _port_free(port):
         raise LocalBrokerError(f"port {port} on 127.0.0.1 is taken; set MHHS_KAFKA_PORT")
 
-    max_bytes = max(4 * settings.max_message_bytes, 8 * 1024 * 1024)
     props = data_dir / "server.properties"
-    props.write_text(_properties(data_dir, port, controller_port, max_bytes), encoding="utf-8")
+    props.write_text(_properties(data_dir, port, controller_port, config.max_message_bytes), encoding="utf-8")
     log4j = data_dir / "log4j2.properties"
     log4j.write_text(_LOG4J2, encoding="utf-8")
     log_file = data_dir / "broker.log"
     classpath = f"{libs}/*"
     jvm = [
         java,
-        f"-Xmx{settings.kafka_heap}",
+        f"-Xmx{config.heap}",
         "-Xms256m",
         "-XX:+UseG1GC",
         "-Djava.awt.headless=true",
@@ -226,6 +266,7 @@ def start_local_broker(settings: IngestSettings, timeout_s: float = 90.0) -> Loc
             raise LocalBrokerError("formatting the KRaft store failed", str(log_file))
         previous["cluster_id"] = cluster_id
 
+    log_start = log_file.stat().st_size if log_file.exists() else 0
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
             [*jvm, "kafka.Kafka", str(props)],
@@ -247,17 +288,17 @@ def start_local_broker(settings: IngestSettings, timeout_s: float = 90.0) -> Loc
         )
     )
     try:
-        wait_for_broker(bootstrap, settings.api_version_tuple(), timeout_s=timeout_s)
-    except BrokerUnavailableError as exc:
+        _wait_started(proc.pid, port, log_file, log_start, timeout_s)
+    except LocalBrokerError:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        raise LocalBrokerError(f"the broker did not become ready: {exc}", str(log_file)) from exc
+        raise
     return LocalBroker(bootstrap, proc.pid, data_dir, log_file)
 
 
-def stop_local_broker(settings: IngestSettings, timeout_s: float = 30.0) -> bool:
+def stop_local_broker(config: LocalBrokerConfig, timeout_s: float = 30.0) -> bool:
     """Stop the local broker cleanly (SIGTERM, then SIGKILL); return whether one was running."""
-    running = read_local_broker(settings)
+    running = read_local_broker(config)
     if running is None:
         return False
     try:

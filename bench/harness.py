@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: a broker to use, results as JSON plus a short table."""
+"""The benchmark harness: a broker to measure against, and results written as JSON plus a short table."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from ingest.localbroker import start_local_broker
+from devstack.kafka import start_local_broker
+from devstack.settings import DevstackSettings
 from ingest.settings import IngestSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -20,10 +21,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def broker(data_dir: Path) -> tuple[str, IngestSettings]:
     """MHHS_KAFKA_BOOTSTRAP if set, else a local broker under ``data_dir``."""
-    settings = IngestSettings(kafka_data_dir=data_dir)
+    settings = IngestSettings()
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap, settings
-    return start_local_broker(settings).bootstrap, settings
+    return start_local_broker(DevstackSettings(kafka_data_dir=data_dir).broker()).bootstrap, settings
 
 
 def write_results(name: str, figures: dict[str, Any], rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> Path:

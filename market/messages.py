@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from ingest.broker import OutRecord
-from ingest.simulate.market import MeterPoint, Participant
-from lakehouse.contract.topics import load_topic_catalogue
+from contract.records import OutRecord
+from contract.topics import load_topic_catalogue
+from market.participants import MeterPoint, Participant
 
 SCHEMA_VERSION = "001"
 

@@ -55,8 +55,8 @@ def _index_by_interface(catalogue: TopicCatalogue) -> dict[str, TopicSpec]:
 
 @cache
 def load_topic_catalogue() -> TopicCatalogue:
-    """Load the catalogue shipped in ``lakehouse/contract/topics.toml``."""
-    text = resources.files("lakehouse.contract").joinpath("topics.toml").read_text("utf-8")
+    """Load the catalogue shipped in ``contract/topics.toml``."""
+    text = resources.files("contract").joinpath("topics.toml").read_text("utf-8")
     raw = tomllib.loads(text)["topic"]
     return TopicCatalogue(tuple(TopicSpec(**entry) for entry in raw))
 

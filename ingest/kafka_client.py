@@ -16,33 +16,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from contract.records import TP, InRecord, OutRecord
 from ingest.errors import BrokerUnavailableError
-
-TP = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    """A record to publish: topic, key, value (None is a tombstone) and headers."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class InRecord:
-    """A record read from Kafka, with its coordinates."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    timestamp_type: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ingest.simulate.messages import SimRecord, encode
+from market.messages import SimRecord, encode
 
 # business fault -> the data-quality rule (DOMAIN.md numbering) it breaks
 BUSINESS_FAULTS: dict[str, int] = {

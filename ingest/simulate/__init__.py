@@ -1,1 +1,0 @@
-"""The market simulator: a deterministic synthetic MHHS market publishing DIP-style events."""
