@@ -17,7 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.auth import Principal, verify_token
+from access.principal import Principal
+from api.auth import verify_token
 from api.errors import ApiError, problem_responses
 from api.formats import MEDIA_TYPES, Format, ndjson_lines, stream
 from api.service import AccessRecord, AggregateLevel, EventStoreService, ExtractFilters

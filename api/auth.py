@@ -3,45 +3,15 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jwt
 
+from access.principal import ROLES, SCOPES, Principal
 from api.errors import ApiError
 from api.settings import ApiSettings
-
-Role = Literal[
-    "SUP",
-    "REGS",
-    "SDS",
-    "ADS",
-    "UMSDS",
-    "MSS",
-    "MSA",
-    "UMSO",
-    "LDSO",
-    "MDS",
-    "LSS",
-    "analyst",
-    "auditor",
-    "third_party",
-    "admin",
-]
-ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
-SCOPES = ("replay", "extract", "audit", "admin")
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller."""
-
-    subject: str
-    role: str
-    scopes: frozenset[str]
-    grants: tuple[str, ...] = ()  # third parties: the MPANs a grant lists
 
 
 def issue_token(

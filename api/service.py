@@ -17,11 +17,12 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from api.auth import Principal
-from api.entitlements import ALL_ROWS, SERVICE_ROLES, Entitlement
+from access.entitlements import Entitlement
+from access.masking import mask_batch
+from access.policy import Policy, load_policy
+from access.principal import ALL_ROWS, SERVICE_ROLES, Principal
 from api.errors import ApiError
 from api.formats import Format
-from api.masking import Policy, load_policy, mask_batch
 from api.settings import ApiSettings
 from contract.topics import load_topic_catalogue
 from lakehouse.catalog import open_catalog
@@ -29,7 +30,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.history import list_snapshots, resolve_snapshot
 from lakehouse.offsets import snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
-from lakehouse.registration import APPOINTMENT_INTERFACES, SOURCE_COLUMNS, registration_intervals
+from lakehouse.refine.registration import APPOINTMENT_INTERFACES, SOURCE_COLUMNS, registration_intervals
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import ACCESS_LOG, CONSUMPTION, EVENTS, REGISTRATION, TABLES, ensure_table
 from lakehouse.writer import append_rows

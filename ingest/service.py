@@ -25,8 +25,7 @@ from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import RecordValidator
 from lakehouse.errors import LakehouseError
-from lakehouse.refine import refine_consumption
-from lakehouse.registration import refine_registration
+from lakehouse.refine import refine_consumption, refine_registration
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
 

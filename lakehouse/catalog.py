@@ -10,6 +10,7 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
 from lakehouse.errors import CatalogUnavailableError
+from lakehouse.retry import backoff_seconds
 from lakehouse.settings import LakehouseSettings
 
 
@@ -87,5 +88,5 @@ def open_catalog(settings: LakehouseSettings) -> Catalog:
         except Exception as exc:  # pyiceberg raises many kinds; translate them at the boundary
             # workers starting together on a fresh SQL catalog race to create its tables: try again
             last = exc
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(backoff_seconds(attempt + 1))
     raise CatalogUnavailableError(f"cannot open the {settings.catalog_type} catalog: {last}") from last

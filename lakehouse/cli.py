@@ -156,7 +156,7 @@ def refine(
 ) -> None:
     """Bring the typed consumption and registration tables up to the events table (exactly once)."""
     from lakehouse.refine import rebuild_consumption, refine_consumption
-    from lakehouse.registration import rebuild_registration, refine_registration
+    from lakehouse.refine.registration import rebuild_registration, refine_registration
 
     settings = LakehouseSettings()
     catalog = open_catalog(settings)

@@ -9,29 +9,28 @@ concurrent ingest commit makes it fail and it re-reads, so no ingest commit is e
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation, Summary
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.typedef import EMPTY_DICT
 
-from lakehouse.errors import CommitConflictError
 from lakehouse.offsets import OFFSETS_KEY
+from lakehouse.retry import retry_commit
 from lakehouse.settings import LakehouseSettings
-from lakehouse.writer import expire_old_snapshots
+from lakehouse.storage import filesystem_for_location, storage_properties
+
+PartitionKey = tuple[tuple[str, object], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,43 +58,33 @@ def live_files(table: Table) -> set[str]:
     return live
 
 
-def _filesystem(location: str, settings: LakehouseSettings) -> tuple[pafs.FileSystem, str, str]:
-    secret = settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
-    props = {
-        "s3.access-key-id": settings.s3_access_key_id,
-        "s3.secret-access-key": secret,
-        "s3.region": settings.s3_region,
-        "s3.endpoint": settings.s3_endpoint,
-    }
-    return filesystem_for_location(location, props)
+def expire_old_snapshots(table: Table, settings: LakehouseSettings, now: datetime | None = None) -> int:
+    """Expire snapshots past retention, keeping the newest ``keep_last_snapshots`` and every tag.
 
-
-def filesystem_for_location(location: str, props: dict[str, Any]) -> tuple[pafs.FileSystem, str, str]:
-    """A pyarrow filesystem for ``location`` (file:// or s3://), the path within it and its scheme prefix."""
-    parsed = urlparse(location)
-    if parsed.scheme in ("", "file"):
-        return pafs.LocalFileSystem(), parsed.path, "file://"
-    if parsed.scheme in ("s3", "s3a"):
-        secret = props.get("s3.secret-access-key")
-        endpoint = props.get("s3.endpoint")
-        scheme = "http"
-        if endpoint and "://" in endpoint:
-            scheme, endpoint = endpoint.split("://", 1)
-        fs = pafs.S3FileSystem(
-            access_key=props.get("s3.access-key-id"),
-            secret_key=secret,
-            region=props.get("s3.region") or "us-east-1",
-            endpoint_override=endpoint,
-            scheme=scheme,
-        )
-        return fs, parsed.netloc + parsed.path, f"{parsed.scheme}://"
-    raise ValueError(f"cannot list files at {location}")
+    Deletes no files (``delete_orphans`` does). Returns how many were expired.
+    """
+    table.refresh()
+    snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
+    if len(snapshots) <= settings.keep_last_snapshots:
+        return 0
+    cutoff_ms = int(
+        ((now or datetime.now(UTC)) - timedelta(hours=settings.snapshot_retention_hours)).timestamp() * 1000
+    )
+    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    candidates = [
+        s.snapshot_id
+        for s in snapshots[: -settings.keep_last_snapshots]
+        if s.timestamp_ms < cutoff_ms and s.snapshot_id not in protected
+    ]
+    if candidates:
+        table.maintenance.expire_snapshots().by_ids(candidates).commit()
+    return len(candidates)
 
 
 def delete_orphans(table: Table, settings: LakehouseSettings, min_age: timedelta) -> tuple[int, int, int]:
     """Delete files under the table location that nothing retained references. Returns counts."""
     live = {p.removeprefix("file://") if p.startswith("file://") else p for p in live_files(table)}
-    fs, root, prefix = _filesystem(table.location(), settings)
+    fs, root, prefix = filesystem_for_location(table.location(), storage_properties(settings))
     cutoff = datetime.now(UTC) - min_age
     deleted = deleted_bytes = kept = 0
     for info in fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
@@ -169,7 +158,7 @@ class _ReplaceFiles(_OverwriteFiles):
 
 
 def _rewrite_group(
-    table: Table, group: list[tuple[tuple[tuple[str, object], ...], list[Any]]], sort_by: tuple[str, ...]
+    table: Table, group: list[tuple[PartitionKey, list[Any]]], sort_by: tuple[str, ...]
 ) -> tuple[int, str]:
     """Replace the files of ``group``'s partitions with one sorted file each, in one commit."""
     old_files = [f for _, files in group for f in files]
@@ -214,15 +203,17 @@ def compact_table(
         CommitConflictError: if a group still conflicts after ``max_attempts``.
     """
     table.refresh()
+    name = ".".join(table.name())
     files_before = len(list(table.scan().plan_files()))
     rewritten = 0
     total_rows = 0
     checks: list[str] = []
-    done: set[tuple[tuple[str, object], ...]] = set()
-    attempt = 0
-    while True:
+    done: set[PartitionKey] = set()
+
+    def attempt(_: int) -> tuple[list[PartitionKey], int, str] | None:
+        """Plan afresh (after a conflict too) and rewrite the next group of partitions."""
         table.refresh()
-        by_partition: dict[tuple[tuple[str, object], ...], list[Any]] = defaultdict(list)
+        by_partition: dict[PartitionKey, list[Any]] = defaultdict(list)
         for task in table.scan().plan_files():
             by_partition[tuple(sorted(task.file.partition.__dict__.items()))].append(task.file)
         todo = sorted(
@@ -230,18 +221,15 @@ def compact_table(
             key=lambda kv: str(kv[0]),
         )
         if not todo:
-            break
+            return None
         group = todo[:partitions_per_commit]
-        try:
-            rows, digest = _rewrite_group(table, group, sort_by)
-        except CommitFailedException:
-            attempt += 1
-            if attempt >= max_attempts:
-                raise CommitConflictError(".".join(table.name()), max_attempts) from None
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-            continue
-        done.update(k for k, _ in group)
-        rewritten += len(group)
+        rows, digest = _rewrite_group(table, group, sort_by)
+        return [k for k, _ in group], rows, digest
+
+    while (result := retry_commit(name, attempt, max_attempts)) is not None:
+        keys, rows, digest = result
+        done.update(keys)
+        rewritten += len(keys)
         total_rows += rows
         checks.append(digest)
     table.refresh()

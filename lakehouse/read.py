@@ -14,6 +14,7 @@ from pyiceberg.table import Table
 
 from lakehouse.catalog import open_catalog
 from lakehouse.settings import LakehouseSettings
+from lakehouse.storage import filesystem_for_paths
 from lakehouse.tables import ensure_table
 
 
@@ -115,12 +116,7 @@ def iter_files(
 
 
 def _filesystem_for(table: Table, paths: list[str]) -> tuple[pafs.FileSystem, list[str]]:
-    if all(p.startswith("file://") or "://" not in p for p in paths):
-        return pafs.LocalFileSystem(), [p.removeprefix("file://") for p in paths]
-    from lakehouse.maintenance import filesystem_for_location
-
-    fs, _, _ = filesystem_for_location(paths[0], table.io.properties)
-    return fs, [p.split("://", 1)[1] for p in paths]
+    return filesystem_for_paths(paths, table.io.properties)
 
 
 def _arrow_schema(table: Table, snapshot_id: int | None) -> pa.Schema:

@@ -9,19 +9,16 @@ worker resumes from the events table's offsets, which are written last.
 
 from __future__ import annotations
 
-import logging
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
-from lakehouse.errors import CommitConflictError
+from lakehouse.maintenance import expire_old_snapshots
 from lakehouse.offsets import (
     OFFSETS_KEY,
     TP,
@@ -30,9 +27,8 @@ from lakehouse.offsets import (
     merge_offsets,
     snapshot_offsets,
 )
+from lakehouse.retry import retry_commit
 from lakehouse.settings import LakehouseSettings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +70,6 @@ def drop_landed(rows: pa.Table, held: Mapping[TP, int], coords: tuple[str, str, 
     return rows.filter(keep)
 
 
-def _backoff(attempt: int) -> float:
-    return min(2.0, 0.02 * (2**attempt)) * (0.5 + random.random())
-
-
 def append_with_offsets(
     table: Table,
     rows: pa.Table,
@@ -98,38 +90,35 @@ def append_with_offsets(
     """
     name = ".".join(table.name())
     started = time.perf_counter()
-    for attempt in range(1, max_attempts + 1):
-        if attempt > 1:
+
+    def attempt(n: int) -> TableCommit:
+        if n > 1:
             table.refresh()
         held_all = snapshot_offsets(table)
         held = held_all.get(group, {})
         fresh = drop_landed(rows, held, coords)
-        landed = {tp: n for tp, n in next_offsets.items() if n > held.get(tp, -1)}
+        landed = {tp: off for tp, off in next_offsets.items() if off > held.get(tp, -1)}
         summary = dict(properties)
         summary[OFFSETS_KEY] = encode_offsets(merge_offsets(held_all, group, landed))
         if fresh.num_rows == 0 and not landed:
-            return TableCommit(name, None, 0, rows.num_rows, attempt, time.perf_counter() - started)
+            return TableCommit(name, None, 0, rows.num_rows, n, time.perf_counter() - started)
         if stamp and fresh.num_rows:
             field_ = fresh.schema.field(stamp)
             fresh = fresh.set_column(
                 fresh.schema.get_field_index(stamp), field_, pa.array([datetime.now(UTC)] * fresh.num_rows, field_.type)
             )
-        try:
-            table.append(fresh, snapshot_properties=summary)
-        except CommitFailedException:
-            log.info("commit_conflict", extra={"table": name, "attempt": attempt})
-            time.sleep(_backoff(attempt))
-            continue
+        table.append(fresh, snapshot_properties=summary)
         snap = table.current_snapshot()
         return TableCommit(
             name,
             snap.snapshot_id if snap else None,
             fresh.num_rows,
             rows.num_rows - fresh.num_rows,
-            attempt,
+            n,
             time.perf_counter() - started,
         )
-    raise CommitConflictError(name, max_attempts)
+
+    return retry_commit(name, attempt, max_attempts)
 
 
 def commit_batch(
@@ -162,29 +151,6 @@ def resume_offsets(events_table: Table, group: str) -> dict[TP, int]:
     """Where ``group`` resumes: the next offsets the events table (written last) holds."""
     events_table.refresh()
     return committed_offsets(events_table, group)
-
-
-def expire_old_snapshots(table: Table, settings: LakehouseSettings, now: datetime | None = None) -> int:
-    """Expire snapshots past retention, keeping the newest ``keep_last_snapshots`` and every tag.
-
-    Deletes no files (see ``lakehouse.maintenance`` for that). Returns how many were expired.
-    """
-    table.refresh()
-    snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
-    if len(snapshots) <= settings.keep_last_snapshots:
-        return 0
-    cutoff_ms = int(
-        ((now or datetime.now(UTC)) - timedelta(hours=settings.snapshot_retention_hours)).timestamp() * 1000
-    )
-    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
-    candidates = [
-        s.snapshot_id
-        for s in snapshots[: -settings.keep_last_snapshots]
-        if s.timestamp_ms < cutoff_ms and s.snapshot_id not in protected
-    ]
-    if candidates:
-        table.maintenance.expire_snapshots().by_ids(candidates).commit()
-    return len(candidates)
 
 
 class LandingWriter:
@@ -232,14 +198,12 @@ def append_rows(table: Table, rows: pa.Table, max_attempts: int = 20) -> int | N
     Raises:
         CommitConflictError: if it still conflicts after ``max_attempts``.
     """
-    for attempt in range(1, max_attempts + 1):
-        if attempt > 1:
+
+    def attempt(n: int) -> int | None:
+        if n > 1:
             table.refresh()
-        try:
-            table.append(rows)
-        except CommitFailedException:
-            time.sleep(_backoff(attempt))
-            continue
+        table.append(rows)
         snap = table.current_snapshot()
         return snap.snapshot_id if snap else None
-    raise CommitConflictError(".".join(table.name()), max_attempts)
+
+    return retry_commit(".".join(table.name()), attempt, max_attempts)

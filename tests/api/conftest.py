@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import ApiSettings
 from lakehouse.catalog import open_catalog
-from lakehouse.refine import refine_consumption
-from lakehouse.registration import refine_registration
+from lakehouse.refine import refine_consumption, refine_registration
 from lakehouse.settings import LakehouseSettings
 from tests.support.landing import land
 

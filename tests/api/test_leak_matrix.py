@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from api.auth import ROLES
-from api.masking import mpan_token
+from access.principal import ROLES
+from access.tokens import mpan_token
 from api.settings import ApiSettings
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings

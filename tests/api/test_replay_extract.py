@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from api.masking import mpan_token
+from access.tokens import mpan_token
 from api.settings import ApiSettings
 from contract import is_valid_mpan
 from lakehouse.catalog import open_catalog

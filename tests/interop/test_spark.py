@@ -23,8 +23,7 @@ from lakehouse import duck
 from lakehouse.catalog import open_catalog
 from lakehouse.history import create_tag, list_snapshots
 from lakehouse.maintenance import compact_table, content_checksum
-from lakehouse.refine import refine_consumption
-from lakehouse.registration import refine_registration
+from lakehouse.refine import refine_consumption, refine_registration
 from lakehouse.settings import LakehouseSettings
 from lakehouse.spark import catalog_needs, spark_session
 from lakehouse.tables import CONSUMPTION, EVENTS, QUARANTINE, REGISTRATION, identifier

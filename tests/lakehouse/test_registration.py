@@ -10,7 +10,7 @@ import orjson
 import pyarrow as pa
 
 from lakehouse.catalog import open_catalog
-from lakehouse.registration import (
+from lakehouse.refine.registration import (
     SOURCE_COLUMNS,
     rebuild_registration,
     refine_registration,

@@ -1,10 +1,8 @@
-"""Typed tables derived from the raw events, incrementally and exactly once.
+"""The typed ``consumption`` table: one row per MPAN x measurement quantity x UTC half hour, from IF-021.
 
-``consumption``: one row per MPAN x measurement quantity x UTC half hour, from IF-021. Its
-snapshot summaries record, under the group ``refine``, how far into the events table it has
-read (per source topic-partition); each run reads only what lies beyond and appends with the
-same fencing as ingest, so a run can be repeated or interrupted safely. ``rebuild`` recreates
-it from the events table and gives the same rows.
+Incremental and exactly once: each run reads only the IF-021 events beyond the table's watermark
+(``lakehouse.refine.watermark``) and appends with the same fencing as ingest, so a run can be
+repeated or interrupted safely. ``rebuild`` recreates it from the events table and gives the same rows.
 """
 
 from __future__ import annotations
@@ -20,11 +18,11 @@ from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual
 from pyiceberg.table import Table
 
 from lakehouse.offsets import committed_offsets
+from lakehouse.refine.watermark import REFINE_GROUP, low_water, next_offsets_of
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import CONSUMPTION, EVENTS, TABLES, ensure_table, identifier
 from lakehouse.writer import TableCommit, append_with_offsets, drop_landed
 
-REFINE_GROUP = "refine"
 CONSUMPTION_TOPIC = "mhhs.consumption.if-021"
 LONDON = ZoneInfo("Europe/London")
 _COORDS = ("source_topic", "source_partition", "source_offset")
@@ -115,7 +113,7 @@ def refine_consumption(catalog: Catalog, settings: LakehouseSettings, max_attemp
     target.refresh()
     source_snapshot = events.current_snapshot()
     watermark = committed_offsets(target, REFINE_GROUP)
-    low = min(watermark.values()) if watermark else 0
+    low = low_water(watermark)
     new = (
         events.scan(
             row_filter=And(
@@ -144,22 +142,6 @@ def refine_consumption(catalog: Catalog, settings: LakehouseSettings, max_attemp
     rows = explode_consumption(new)
     props = {"mhhs.refined-from-snapshot": str(source_snapshot.snapshot_id) if source_snapshot else ""}
     return append_with_offsets(target, rows, REFINE_GROUP, next_offsets, props, max_attempts, coords=_COORDS)
-
-
-def next_offsets_of(rows: pa.Table) -> dict[tuple[str, int], int]:
-    """Per (topic, partition) of ``rows``: one past the highest offset (where a reader resumes)."""
-    if rows.num_rows == 0:
-        return {}
-    grouped = rows.group_by(["topic", "partition"]).aggregate([("offset", "max")])
-    return {
-        (t, p): m + 1
-        for t, p, m in zip(
-            grouped["topic"].to_pylist(),
-            grouped["partition"].to_pylist(),
-            grouped["offset_max"].to_pylist(),
-            strict=True,
-        )
-    }
 
 
 def rebuild_consumption(catalog: Catalog, settings: LakehouseSettings) -> TableCommit:

@@ -14,7 +14,6 @@ rebuild (every MPAN touched) therefore gives exactly the rows the incremental ru
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -23,23 +22,21 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import In
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.table import Table
 
 from contract.topics import topic_for_interface
-from lakehouse.errors import CommitConflictError
 from lakehouse.offsets import OFFSETS_KEY, TP, encode_offsets, merge_offsets, snapshot_offsets
 from lakehouse.query import EventQuery, read_events
 from lakehouse.read import read_data_files
-from lakehouse.refine import next_offsets_of
+from lakehouse.refine.watermark import REFINE_GROUP, next_offsets_of
+from lakehouse.retry import retry_commit
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import EVENTS, REGISTRATION, TABLES, ensure_table, identifier
 from lakehouse.writer import drop_landed
 
 OPEN_END = date(9999, 12, 31)
-REFINE_GROUP = "refine"
 APPOINTMENT_INTERFACES = ("IF-036", "IF-037")
 INTERFACES = (*APPOINTMENT_INTERFACES, "IF-018", "IF-026")
 SOURCE_COLUMNS = ("mpan", "settlement_date", "interface_id", "transaction_id", "sender_timestamp", "value")
@@ -182,17 +179,17 @@ def refine_registration(catalog: Catalog, settings: LakehouseSettings, max_attem
     """
     events = ensure_table(catalog, settings, EVENTS)
     target = ensure_table(catalog, settings, REGISTRATION)
-    name = ".".join(target.name())
-    for attempt in range(1, max_attempts + 1):
+
+    def attempt(n: int) -> RegistrationCommit:
         events.refresh()
         target.refresh()
         snap = events.current_snapshot()
         if snap is None:
-            return RegistrationCommit(None, 0, 0, 0, 0, attempt)
+            return RegistrationCommit(None, 0, 0, 0, 0, n)
         held_all = snapshot_offsets(target)
         new, mpans = _touched(events, snap.snapshot_id, held_all.get(REFINE_GROUP, {}))
         if new.num_rows == 0:
-            return RegistrationCommit(None, 0, 0, 0, 0, attempt)
+            return RegistrationCommit(None, 0, 0, 0, 0, n)
         whole = len(mpans) > _WHOLE_TABLE_MPANS
         query = EventQuery(topics=registration_source_topics(), interfaces=INTERFACES)
         source = read_events(events, query, SOURCE_COLUMNS, snap.snapshot_id)
@@ -203,16 +200,13 @@ def refine_registration(catalog: Catalog, settings: LakehouseSettings, max_attem
             OFFSETS_KEY: encode_offsets(merge_offsets(held_all, REFINE_GROUP, next_offsets_of(new))),
             "mhhs.refined-from-snapshot": str(snap.snapshot_id),
         }
-        try:
-            replaced = _swap_rows(target, mpans, fresh, whole, summary)
-        except CommitFailedException:
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-            continue
+        replaced = _swap_rows(target, mpans, fresh, whole, summary)
         current = target.current_snapshot()
         return RegistrationCommit(
-            current.snapshot_id if current else None, new.num_rows, len(mpans), fresh.num_rows, replaced, attempt
+            current.snapshot_id if current else None, new.num_rows, len(mpans), fresh.num_rows, replaced, n
         )
-    raise CommitConflictError(name, max_attempts)
+
+    return retry_commit(".".join(target.name()), attempt, max_attempts)
 
 
 def _swap_rows(target: Table, mpans: set[str], fresh: pa.Table, whole: bool, summary: dict[str, str]) -> int:

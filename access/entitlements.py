@@ -11,7 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from api.auth import Principal
+from access.principal import ALL_ROWS, SERVICE_ROLES, Principal
 from contract.identifiers import DNO_BY_DISTRIBUTOR
 
 _DIST_BY_MPID = {mpid: dist for dist, (mpid, _) in DNO_BY_DISTRIBUTOR.items()}
@@ -22,10 +22,6 @@ def distributor_of(subject: str) -> str:
     if len(subject) == 2 and subject.isdigit():
         return subject
     return _DIST_BY_MPID.get(subject, "--")
-
-
-ALL_ROWS = frozenset({"MDS", "LSS", "analyst", "auditor", "admin"})
-SERVICE_ROLES = frozenset({"SDS", "ADS", "UMSDS", "MSS", "MSA", "UMSO"})
 
 
 _DATE_COLUMNS = ("settlement_date", "utc_settlement_date", "effective_from")
