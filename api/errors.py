@@ -1,10 +1,13 @@
-"""One error type for HTTP, rendered as RFC 9457 problem+json by one handler."""
+"""HTTP errors as RFC 9457 problem+json: one error type, and the one mapping from domain errors to statuses."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from api.services.errors import ForbiddenError, InvalidRequestError, NotFoundError, ServiceError
+from lakehouse.errors import CatalogUnavailableError, LakehouseError, SnapshotNotFoundError
 
 PROBLEM_TYPE = "https://mhhs-event-store.example/problems/"
 
@@ -50,3 +53,23 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     for status in (*statuses, *extra, 422, 500):
         out[status] = {"model": Problem, "content": {"application/problem+json": {}}, "description": "problem"}
     return out
+
+
+
+def status_of(exc: Exception) -> tuple[int, str, str]:
+    """(HTTP status, stable code, detail) for a domain error raised below the HTTP layer."""
+    if isinstance(exc, ServiceError):
+        if isinstance(exc, NotFoundError):
+            return 404, exc.code, exc.detail
+        if isinstance(exc, ForbiddenError):
+            return 403, exc.code, exc.detail
+        if isinstance(exc, InvalidRequestError):
+            return 400, exc.code, exc.detail
+        return 500, exc.code, exc.detail
+    if isinstance(exc, SnapshotNotFoundError):
+        return 404, "snapshot_not_found", str(exc)
+    if isinstance(exc, CatalogUnavailableError):
+        return 503, "catalog_unavailable", str(exc)
+    if isinstance(exc, LakehouseError):
+        return 400, "invalid_request", str(exc)
+    return 500, "internal_error", "an unexpected error occurred; it was logged"

@@ -7,7 +7,9 @@ date, partition, offset) so every data file is in offset order.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -101,21 +103,23 @@ def decode_batch(
     objects per record (freed by reference counting), and collector passes over them cost
     ~45% of the decode time when measured here.
     """
+    with _gc_paused():
+        return _split(polled, validator, worker_id, batch_id, landed_at)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _decode_batch(polled, validator, worker_id, batch_id, landed_at)
+        yield
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _decode_batch(
-    polled: PolledRecords,
-    validator: RecordValidator,
-    worker_id: str,
-    batch_id: str,
-    landed_at: datetime,
+def _split(
+    polled: PolledRecords, validator: RecordValidator, worker_id: str, batch_id: str, landed_at: datetime
 ) -> DecodedBatch:
     good: list[int] = []
     bad: list[int] = []

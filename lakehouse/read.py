@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.table import Table
+from pyiceberg.table import FileScanTask, Table
 
 from lakehouse.catalog import open_catalog
 from lakehouse.settings import LakehouseSettings
@@ -49,7 +49,7 @@ def scan_files(
     expression applied while reading. Falls back to pyiceberg's reader when a file carries
     delete files (the product's tables never do). Returns the rows and the number of files read.
     """
-    tasks = list(table.scan(row_filter=prune, snapshot_id=snapshot_id).plan_files())
+    tasks = _plan(table, prune, snapshot_id)
     if any(t.delete_files for t in tasks):
         scan = table.scan(
             row_filter=prune, snapshot_id=snapshot_id, selected_fields=tuple(columns) if columns else ("*",)
@@ -89,7 +89,7 @@ def iter_files(
     table of many small files does not pay a file-open round trip per batch. Memory stays bounded
     by a group plus Arrow's read-ahead, whatever the number of rows.
     """
-    tasks = sorted(table.scan(row_filter=prune, snapshot_id=snapshot_id).plan_files(), key=lambda t: t.file.file_path)
+    tasks = _plan(table, prune, snapshot_id)
     if any(t.delete_files for t in tasks):
         table_rows, _ = scan_files(table, prune, rows, columns, snapshot_id)
         yield from table_rows.to_batches(max_chunksize=batch_rows)
@@ -113,6 +113,12 @@ def iter_files(
         ):
             if batch.num_rows:
                 yield batch
+
+
+def _plan(table: Table, prune: BooleanExpression, snapshot_id: int | None) -> list[FileScanTask]:
+    """The files Iceberg plans for ``prune`` at ``snapshot_id``, in path order."""
+    tasks = table.scan(row_filter=prune, snapshot_id=snapshot_id).plan_files()
+    return sorted(tasks, key=lambda t: t.file.file_path)
 
 
 def _filesystem_for(table: Table, paths: list[str]) -> tuple[pafs.FileSystem, list[str]]:

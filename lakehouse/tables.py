@@ -165,41 +165,26 @@ class TableDef:
         return schema_to_pyarrow(self.schema, include_field_ids=False)
 
 
-TABLES: dict[str, TableDef] = {
-    EVENTS: TableDef(
-        EVENTS,
-        EVENTS_SCHEMA,
-        PartitionSpec(
-            PartitionField(1, 1000, IdentityTransform(), "topic"),
-            PartitionField(18, 1001, IdentityTransform(), "settlement_date"),
-        ),
-        SortOrder(SortField(2, IdentityTransform()), SortField(3, IdentityTransform())),
-    ),
-    QUARANTINE: TableDef(
-        QUARANTINE,
-        QUARANTINE_SCHEMA,
-        PartitionSpec(PartitionField(1, 1000, IdentityTransform(), "topic")),
-        SortOrder(SortField(2, IdentityTransform()), SortField(3, IdentityTransform())),
-    ),
-    CONSUMPTION: TableDef(
-        CONSUMPTION,
-        CONSUMPTION_SCHEMA,
-        PartitionSpec(PartitionField(3, 1000, IdentityTransform(), "utc_settlement_date")),
-        SortOrder(SortField(1, IdentityTransform()), SortField(4, IdentityTransform())),
-    ),
-    REGISTRATION: TableDef(
-        REGISTRATION,
-        REGISTRATION_SCHEMA,
-        PartitionSpec(PartitionField(2, 1000, IdentityTransform(), "role")),
-        SortOrder(SortField(1, IdentityTransform()), SortField(4, IdentityTransform())),
-    ),
-    ACCESS_LOG: TableDef(
-        ACCESS_LOG,
-        ACCESS_LOG_SCHEMA,
-        PartitionSpec(PartitionField(1, 1000, IdentityTransform(), "day")),
-        SortOrder(SortField(2, IdentityTransform())),
-    ),
-}
+def _table(
+    name: str, schema: Schema, partition: tuple[tuple[int, str], ...], sort: tuple[int, ...]
+) -> tuple[str, TableDef]:
+    """A table partitioned by identity on ``partition`` (source field ID, name) and sorted by ``sort``."""
+    spec = PartitionSpec(
+        *(PartitionField(fid, 1000 + i, IdentityTransform(), pname) for i, (fid, pname) in enumerate(partition))
+    )
+    order = SortOrder(*(SortField(fid, IdentityTransform()) for fid in sort))
+    return name, TableDef(name, schema, spec, order)
+
+
+TABLES: dict[str, TableDef] = dict(
+    [
+        _table(EVENTS, EVENTS_SCHEMA, ((1, "topic"), (18, "settlement_date")), (2, 3)),
+        _table(QUARANTINE, QUARANTINE_SCHEMA, ((1, "topic"),), (2, 3)),
+        _table(CONSUMPTION, CONSUMPTION_SCHEMA, ((3, "utc_settlement_date"),), (1, 4)),
+        _table(REGISTRATION, REGISTRATION_SCHEMA, ((2, "role"),), (1, 4)),
+        _table(ACCESS_LOG, ACCESS_LOG_SCHEMA, ((1, "day"),), (2,)),
+    ]
+)
 
 
 def table_properties(settings: LakehouseSettings) -> dict[str, str]:

@@ -10,92 +10,59 @@ from market.messages import SimRecord
 from market.participants import DS_FOR_SEGMENT, MS_FOR_SEGMENT, MeterPoint, Participant
 from market.state import SimulationState, sent_timestamp
 
+Step = tuple[str, str, Participant, list[str], dict[str, Any]]
+"""One message to send: interface, event code, sender, recipients and the CustomBlock."""
+
+
+def _appointment(svc: Participant) -> dict[str, str]:
+    return {"serviceRole": svc.role, "serviceMPID": svc.mpid, "serviceDIPID": svc.dip_id}
+
 
 class RegistrationFlows(SimulationState):
     """The registration part of a run."""
 
+    def _send(self, mp: MeterPoint, sent_at: str, step: Step, correlation: str | None = None) -> SimRecord:
+        """Build one MPAN-level registration message (interface, event code, sender, recipients, body); emit it."""
+        interface, event_code, sender, recipients, custom = step
+        dist_dip = self.market.ldso[mp.distributor].dip_id
+        _, rec = self._factory.build(
+            interface, event_code, sender, recipients, sent_at, custom, mp=mp, distributor_dip=dist_dip,
+            correlation_id=correlation,
+        )  # fmt: skip
+        return self._emit(rec)
+
     def _appointment_flow(
         self, mp: MeterPoint, eff: date, sent_at: str, correlation: str | None = None
     ) -> Iterator[SimRecord]:
+        """Request, consider, accept and confirm the appointment of ``mp``'s data and metering services."""
         m = self.market
         regs = m.regs[mp.distributor]
         eff_s = eff.isoformat()
         dist_dip = m.ldso[mp.distributor].dip_id
+        sup = mp.supplier
         for svc in (mp.data_service, mp.metering_service):
             req = f"REQ-{self._factory.next_transaction_id()[2:]}"
-            appt = {"serviceRole": svc.role, "serviceMPID": svc.mpid, "serviceDIPID": svc.dip_id}
-            steps: list[tuple[str, str, Participant, list[str], dict[str, Any]]] = [
-                (
-                    "IF-031",
-                    "[AppointmentRequest]",
-                    mp.supplier,
-                    [regs.dip_id],
-                    {
-                        "requestID": req,
-                        "effectiveFromDate": eff_s,
-                        "supplierMPID": mp.supplier.mpid,
-                        "appointment": appt,
-                    },
-                ),
-                (
-                    "IF-033",
-                    "[RequestToConsiderAppointment]",
-                    regs,
-                    [svc.dip_id],
-                    {
-                        "requestID": req,
-                        "effectiveFromDate": eff_s,
-                        "supplierMPID": mp.supplier.mpid,
-                        "supplierDIPID": mp.supplier.dip_id,
-                        "appointment": appt,
-                        "connectionType": mp.connection_type,
-                    },
-                ),
-                (
-                    "IF-034",
-                    "[ConsiderAppointmentResponse]",
-                    svc,
-                    [regs.dip_id],
-                    {"requestID": req, "effectiveFromDate": eff_s, "responseCode": "A", "appointment": appt},
-                ),
-                (
-                    "IF-032",
-                    "[AppointmentResponse]",
-                    regs,
-                    [mp.supplier.dip_id],
-                    {"requestID": req, "effectiveFromDate": eff_s, "responseCode": "A"},
-                ),
-                (
-                    "IF-035",
-                    "[AppointmentAccepted]",
-                    regs,
-                    [mp.supplier.dip_id, svc.dip_id],
-                    {
-                        "requestID": req,
-                        "effectiveFromDate": eff_s,
-                        "appointmentStatus": "accepted",
-                        "appointment": appt,
-                    },
-                ),
-            ]
-            for interface, code, sender, to, custom in steps:
-                _, rec = self._factory.build(
-                    interface,
-                    code,
-                    sender,
-                    to,
-                    sent_at,
-                    custom,
-                    mp=mp,
-                    distributor_dip=dist_dip,
-                    correlation_id=correlation,
-                )
-                yield self._emit(rec)
+            appt = _appointment(svc)
+            request = {"requestID": req, "effectiveFromDate": eff_s}
+            steps: list[Step] = [
+                ("IF-031", "[AppointmentRequest]", sup, [regs.dip_id],
+                 {**request, "supplierMPID": sup.mpid, "appointment": appt}),
+                ("IF-033", "[RequestToConsiderAppointment]", regs, [svc.dip_id],
+                 {**request, "supplierMPID": sup.mpid, "supplierDIPID": sup.dip_id, "appointment": appt,
+                  "connectionType": mp.connection_type}),
+                ("IF-034", "[ConsiderAppointmentResponse]", svc, [regs.dip_id],
+                 {**request, "responseCode": "A", "appointment": appt}),
+                ("IF-032", "[AppointmentResponse]", regs, [sup.dip_id], {**request, "responseCode": "A"}),
+                ("IF-035", "[AppointmentAccepted]", regs, [sup.dip_id, svc.dip_id],
+                 {**request, "appointmentStatus": "accepted", "appointment": appt}),
+            ]  # fmt: skip
+            for step in steps:
+                yield self._send(mp, sent_at, step, correlation)
         confirm = {
             "registrationID": f"REG-{mp.mpan}-{eff_s}",
             "effectiveFromDate": eff_s,
-            "supplierMPID": mp.supplier.mpid,
-            "supplierDIPID": mp.supplier.dip_id,
+            "supplierMPID": sup.mpid,
+            "supplierDIPID": sup.dip_id,
             "segment": mp.segment,
             "connectionType": mp.connection_type,
             "energisationStatus": "E" if mp.energised else "D",
@@ -103,117 +70,61 @@ class RegistrationFlows(SimulationState):
             "consentGranularity": mp.consent,
             "meterIDs": list(mp.meter_ids),
             "meteringPointAddress": {"addressLines": list(mp.address_lines), "postcode": mp.postcode},
-            "appointments": [
-                {"serviceRole": s.role, "serviceMPID": s.mpid, "serviceDIPID": s.dip_id}
-                for s in (mp.data_service, mp.metering_service)
-            ],
+            "appointments": [_appointment(s) for s in (mp.data_service, mp.metering_service)],
         }
-        recipients = [
-            mp.supplier.dip_id,
-            mp.data_service.dip_id,
-            mp.metering_service.dip_id,
-            dist_dip,
-            m.mds.dip_id,
-        ]
-        _, rec = self._factory.build(
-            "IF-036",
-            "[AppointmentConfirmed]",
-            regs,
-            recipients,
-            sent_at,
-            confirm,
-            mp=mp,
-            distributor_dip=dist_dip,
-            correlation_id=correlation,
-        )
-        yield self._emit(rec)
+        recipients = [sup.dip_id, mp.data_service.dip_id, mp.metering_service.dip_id, dist_dip, m.mds.dip_id]
+        yield self._send(mp, sent_at, ("IF-036", "[AppointmentConfirmed]", regs, recipients, confirm), correlation)
 
     def _registration_changes(self, day: date) -> Iterator[SimRecord]:
         """Changes of supplier, energisation and consent, sent on ``day`` effective the next day."""
         rng = self._rng
-        m = self.market
         eff = day + timedelta(days=1)
         sent_at = sent_timestamp(day, 50_000)
-        for mp in m.meter_points:
+        for mp in self.market.meter_points:
             r = rng.random()
-            regs = m.regs[mp.distributor]
-            dist_dip = m.ldso[mp.distributor].dip_id
-            if r < 0.003:  # change of supplier: new supplier and services, old ones de-appointed
-                old = (mp.supplier, mp.data_service, mp.metering_service)
-                choices = [s for s in m.suppliers if s != mp.supplier]
-                new_sup = choices[int(rng.integers(0, len(choices)))]
-                _, rec = self._factory.build(
-                    "IF-001",
-                    "[ChangeOfSupplier]",
-                    regs,
-                    [new_sup.dip_id, old[0].dip_id, m.mds.dip_id, dist_dip],
-                    sent_at,
-                    {
-                        "registrationID": f"REG-{mp.mpan}-{eff.isoformat()}",
-                        "effectiveFromDate": eff.isoformat(),
-                        "newSupplierMPID": new_sup.mpid,
-                        "newSupplierDIPID": new_sup.dip_id,
-                        "oldSupplierMPID": old[0].mpid,
-                        "oldSupplierDIPID": old[0].dip_id,
-                        "segment": mp.segment,
-                    },
-                    mp=mp,
-                    distributor_dip=dist_dip,
-                )
-                yield self._emit(rec)
-                ds_pool = m.services[DS_FOR_SEGMENT[mp.segment]]
-                ms_pool = m.services[MS_FOR_SEGMENT[mp.segment]]
-                mp.supplier = new_sup
-                mp.data_service = ds_pool[int(rng.integers(0, len(ds_pool)))]
-                mp.metering_service = ms_pool[int(rng.integers(0, len(ms_pool)))]
-                mp.registered_from = eff.isoformat()
-                yield from self._appointment_flow(mp, eff, sent_at)
-                for svc in old[1:]:
-                    _, rec = self._factory.build(
-                        "IF-037",
-                        "[DeAppointment]",
-                        regs,
-                        [svc.dip_id, old[0].dip_id, m.mds.dip_id, dist_dip],
-                        sent_at,
-                        {
-                            "effectiveToDate": day.isoformat(),
-                            "deAppointmentReason": "CSUPP",
-                            "appointment": {
-                                "serviceRole": svc.role,
-                                "serviceMPID": svc.mpid,
-                                "serviceDIPID": svc.dip_id,
-                            },
-                        },
-                        mp=mp,
-                        distributor_dip=dist_dip,
-                    )
-                    yield self._emit(rec)
-            elif r < 0.0035:  # energisation status change
+            regs = self.market.regs[mp.distributor]
+            if r < 0.003:
+                yield from self._change_of_supplier(mp, day, eff, sent_at)
+            elif r < 0.0035:
                 mp.energised = not mp.energised
-                _, rec = self._factory.build(
-                    "IF-018",
-                    "[EnergisationStatusChange]",
-                    regs,
-                    [mp.supplier.dip_id, mp.data_service.dip_id, dist_dip],
-                    sent_at,
-                    {
-                        "effectiveFromDate": eff.isoformat(),
-                        "energisationStatus": "E" if mp.energised else "D",
-                    },
-                    mp=mp,
-                    distributor_dip=dist_dip,
-                )
-                yield self._emit(rec)
-            elif r < 0.0045 and mp.domestic:  # consent change
+                custom = {"effectiveFromDate": eff.isoformat(), "energisationStatus": "E" if mp.energised else "D"}
+                to = [mp.supplier.dip_id, mp.data_service.dip_id, self.market.ldso[mp.distributor].dip_id]
+                yield self._send(mp, sent_at, ("IF-018", "[EnergisationStatusChange]", regs, to, custom))
+            elif r < 0.0045 and mp.domestic:
                 mp.consent = "M" if mp.consent == "H" else "H"
-                _, rec = self._factory.build(
-                    "IF-026",
-                    "[ConsentChange]",
-                    regs,
-                    [mp.supplier.dip_id, mp.data_service.dip_id],
-                    sent_at,
-                    {"effectiveFromDate": eff.isoformat(), "consentGranularity": mp.consent},
-                    mp=mp,
-                    distributor_dip=dist_dip,
-                )
-                yield self._emit(rec)
+                custom = {"effectiveFromDate": eff.isoformat(), "consentGranularity": mp.consent}
+                to = [mp.supplier.dip_id, mp.data_service.dip_id]
+                yield self._send(mp, sent_at, ("IF-026", "[ConsentChange]", regs, to, custom))
+
+    def _change_of_supplier(self, mp: MeterPoint, day: date, eff: date, sent_at: str) -> Iterator[SimRecord]:
+        """A new supplier and services from ``eff``; the old services de-appointed to ``day``."""
+        m = self.market
+        rng = self._rng
+        regs = m.regs[mp.distributor]
+        dist_dip = m.ldso[mp.distributor].dip_id
+        old = (mp.supplier, mp.data_service, mp.metering_service)
+        choices = [s for s in m.suppliers if s != mp.supplier]
+        new_sup = choices[int(rng.integers(0, len(choices)))]
+        notice = {
+            "registrationID": f"REG-{mp.mpan}-{eff.isoformat()}",
+            "effectiveFromDate": eff.isoformat(),
+            "newSupplierMPID": new_sup.mpid,
+            "newSupplierDIPID": new_sup.dip_id,
+            "oldSupplierMPID": old[0].mpid,
+            "oldSupplierDIPID": old[0].dip_id,
+            "segment": mp.segment,
+        }
+        to = [new_sup.dip_id, old[0].dip_id, m.mds.dip_id, dist_dip]
+        yield self._send(mp, sent_at, ("IF-001", "[ChangeOfSupplier]", regs, to, notice))
+        ds_pool = m.services[DS_FOR_SEGMENT[mp.segment]]
+        ms_pool = m.services[MS_FOR_SEGMENT[mp.segment]]
+        mp.supplier = new_sup
+        mp.data_service = ds_pool[int(rng.integers(0, len(ds_pool)))]
+        mp.metering_service = ms_pool[int(rng.integers(0, len(ms_pool)))]
+        mp.registered_from = eff.isoformat()
+        yield from self._appointment_flow(mp, eff, sent_at)
+        for svc in old[1:]:
+            appt = _appointment(svc)
+            ended = {"effectiveToDate": day.isoformat(), "deAppointmentReason": "CSUPP", "appointment": appt}
+            to = [svc.dip_id, old[0].dip_id, m.mds.dip_id, dist_dip]
+            yield self._send(mp, sent_at, ("IF-037", "[DeAppointment]", regs, to, ended))

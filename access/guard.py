@@ -1,0 +1,57 @@
+"""The access policy in force for one process: who sees which rows, and what of them.
+
+One ``AccessGuard`` holds the masking policy, its secret and the appointment history; the API,
+scheduled deliveries and quality findings all pass their rows through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from access.entitlements import Entitlement
+from access.history import AppointmentHistory
+from access.masking import mask_batch
+from access.policy import Policy
+from access.principal import Principal
+from access.protect import protect
+from lakehouse.store import Store
+
+
+class AccessGuard:
+    """Entitlements from the store's appointment history, masking from the policy."""
+
+    def __init__(self, store: Store, policy: Policy, mask_secret: bytes) -> None:
+        self.policy = policy
+        self.history = AppointmentHistory(store)
+        self._secret = mask_secret
+
+    def current_snapshot(self) -> int | None:
+        """The events snapshot entitlements are decided from when a read does not pin one."""
+        return self.history.current_snapshot()
+
+    def entitlement(self, principal: Principal, events_snapshot: int | None) -> Entitlement:
+        """The rows ``principal`` may see, per the history as of ``events_snapshot``."""
+        return self.history.entitlement(principal, events_snapshot)
+
+    def mask(self, rows: pa.Table, role: str) -> pa.Table:
+        """``rows`` as ``role`` may see them."""
+        return mask_batch(rows, role, self.policy, self._secret)
+
+    def protect(
+        self,
+        principal: Principal,
+        batches: Iterator[pa.RecordBatch],
+        schema: pa.Schema,
+        events_snapshot: int | None,
+        columns: tuple[str, ...] = (),
+        batch_rows: int = 2_000,
+    ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+        """Entitled and masked batches (and their schema) of a stream of ``schema``-shaped rows."""
+        entitlement = self.entitlement(principal, events_snapshot)
+        return protect(batches, schema, entitlement, self.policy, self._secret, columns, batch_rows)
+
+    def warm_up(self) -> None:
+        """Compute the current appointment intervals ahead of the first request."""
+        self.history.intervals(self.current_snapshot())

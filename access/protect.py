@@ -1,0 +1,56 @@
+"""Entitle and mask a stream of Arrow batches for one caller, batch by batch (bounded memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from access.entitlements import Entitlement
+from access.masking import mask_batch
+from access.policy import Policy
+
+
+def coalesce(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Small batches (one per small file) gathered into tables of about ``rows`` rows."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+def masked_schema(
+    schema: pa.Schema, role: str, policy: Policy, secret: bytes, columns: tuple[str, ...] = ()
+) -> pa.Schema:
+    """The schema ``role`` receives for rows of ``schema`` (optionally only ``columns``)."""
+    out = mask_batch(schema.empty_table(), role, policy, secret).schema
+    if columns:
+        out = pa.schema([out.field(c) for c in columns if c in out.names])
+    return out
+
+
+def protect(
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    entitlement: Entitlement,
+    policy: Policy,
+    secret: bytes,
+    columns: tuple[str, ...] = (),
+    batch_rows: int = 2_000,
+) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+    """The rows the caller may see, masked for its role, as a stream; and the stream's schema."""
+    out_schema = masked_schema(schema, entitlement.role, policy, secret, columns)
+
+    def run() -> Iterator[pa.RecordBatch]:
+        for rows in coalesce(batches, batch_rows):
+            visible = entitlement(rows)
+            masked = mask_batch(visible, entitlement.role, policy, secret)
+            yield from masked.select(out_schema.names).cast(out_schema).to_batches(max_chunksize=batch_rows)
+
+    return run(), out_schema

@@ -1,0 +1,102 @@
+"""Filtered extracts: raw events, the typed tables and consumption aggregates, in four formats."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from access.aggregates import AggregateLevel
+from access.principal import Principal
+from api.deps import ExtractPrincipal, FiltersDep, ServicesDep
+from api.errors import ApiError, problem_responses
+from api.formats import MEDIA_TYPES, Format, stream
+from api.services import Services
+from api.services.audit import AccessRecord
+from api.services.extracts import Extract
+from api.streaming import audited_stream, ndjson_end
+
+router = APIRouter(prefix="/v1", tags=["extract"])
+
+
+def _responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of an extract route: the rows in any format, or problem+json."""
+    return {
+        **problem_responses(400, 401, 403, 404),
+        200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": description},
+    }
+
+
+def stream_extract(
+    services: Services, principal: Principal, endpoint: str, filters: Mapping[str, Any], extract: Extract, fmt: Format
+) -> StreamingResponse:
+    """Stream an extract in ``fmt`` (Parquet footer / Arrow trailer / NDJSON end line), audited."""
+    snap, batches, schema = extract
+    record = AccessRecord(principal, endpoint, filters, snapshot_id=snap)
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            record.rows += b.num_rows
+            yield b
+
+    def footer() -> dict[str, str]:  # what the NDJSON end line says, for the binary formats
+        return {"mhhs.snapshot_id": str(snap), "mhhs.rows": str(record.rows)}
+
+    end = ndjson_end if fmt == "ndjson" else None
+    return audited_stream(services.audit, record, stream(counted(), schema, fmt, footer), MEDIA_TYPES[fmt], end)
+
+
+@router.get("/events", response_class=StreamingResponse, responses=_responses("the rows"))
+def events(
+    principal: ExtractPrincipal,
+    services: ServicesDep,
+    filters: FiltersDep,
+    topics: Annotated[list[str] | None, Query(examples=[["mhhs.consumption.if-021"]])] = None,
+    interface: Annotated[str | None, Query(examples=["IF-021"], max_length=16)] = None,
+) -> StreamingResponse:
+    """A filtered extract of raw events from one pinned snapshot, masked for the caller's role."""
+    extract = services.extracts.events(principal, filters, tuple(topics or ()), interface)
+    audit = {**filters.to_json(), "topics": topics, "interface": interface}
+    return stream_extract(services, principal, "/v1/events", audit, extract, filters.format)  # type: ignore[arg-type]
+
+
+def _typed_route(name: str) -> None:
+    """GET /v1/{name}: the typed table, filtered, entitled and masked."""
+
+    def typed(principal: ExtractPrincipal, services: ServicesDep, filters: FiltersDep) -> StreamingResponse:
+        extract = services.extracts.typed(principal, name, filters)
+        return stream_extract(services, principal, f"/v1/{name}", filters.to_json(), extract, filters.format)  # type: ignore[arg-type]
+
+    router.get(
+        f"/{name}",
+        response_class=StreamingResponse,
+        name=f"extract_{name}",
+        summary=f"A filtered extract of the typed {name} table, masked and entitled",
+        responses=_responses("the rows"),
+    )(typed)
+
+
+_typed_route("consumption")
+_typed_route("registration")
+
+
+@router.get("/consumption/aggregate", response_class=StreamingResponse, responses=_responses("one row per group"))
+def consumption_aggregate(
+    principal: ExtractPrincipal,
+    services: ServicesDep,
+    filters: FiltersDep,
+    by: Annotated[AggregateLevel, Query(description="sum per UTC day or per half hour")] = "day",
+) -> StreamingResponse:
+    """Consumption summed over the caller's entitled MPANs, per date (or half hour), quantity and distributor.
+
+    The aggregate-only view of half-hourly data (LDSOs, third parties): groups of fewer MPANs
+    than the configured minimum are left out, and no MPAN appears in the output.
+    """
+    if filters.columns:
+        raise ApiError(400, "unknown_column", "column selection does not apply to aggregates")
+    extract = services.aggregates.consumption(principal, filters, by)
+    audit = {**filters.to_json(), "by": by}
+    return stream_extract(services, principal, "/v1/consumption/aggregate", audit, extract, filters.format)  # type: ignore[arg-type]

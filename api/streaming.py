@@ -1,0 +1,48 @@
+"""One way to stream a response and audit it: bytes counted and hashed as they go, outcome recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import orjson
+from fastapi.responses import StreamingResponse
+
+from api.services.audit import AccessRecord, AuditLog
+
+
+def ndjson_end(record: AccessRecord, **extra: object) -> bytes:
+    """The NDJSON end line: snapshot, rows and the sha256 of every line before it, plus ``extra``."""
+    doc = {"type": "end", "snapshot_id": record.snapshot_id, "rows": record.rows, "sha256": record.digest.hexdigest()}
+    return orjson.dumps({**doc, **extra}) + b"\n"
+
+
+def audited_stream(
+    audit: AuditLog,
+    record: AccessRecord,
+    chunks: Iterable[bytes],
+    media_type: str,
+    end: Callable[[AccessRecord], bytes] | None = None,
+) -> StreamingResponse:
+    """Stream ``chunks`` (then ``end(record)``, outside the checksum) and write ``record`` to the audit log.
+
+    The producer of ``chunks`` counts rows into ``record``; this counts bytes and hashes them. A
+    stream that fails midway is audited with outcome ``stream_failed``.
+    """
+
+    def body() -> Iterator[bytes]:
+        try:
+            for chunk in chunks:
+                record.nbytes += len(chunk)
+                record.digest.update(chunk)
+                yield chunk
+            if end is not None:
+                tail = end(record)
+                record.nbytes += len(tail)
+                yield tail
+        except Exception:
+            record.outcome = "stream_failed"
+            raise
+        finally:
+            audit.write(record)
+
+    return StreamingResponse(body(), media_type=media_type, headers={"X-MHHS-Snapshot-Id": str(record.snapshot_id)})

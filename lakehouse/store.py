@@ -1,0 +1,149 @@
+"""The product's tables behind one object: opened once per process, every read naming its snapshot.
+
+Readers above the lakehouse (access, api, quality, deliveries, notebooks) ask a ``Store`` their
+table and snapshot questions by table name; pyiceberg objects stay inside the lakehouse.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.table import Table
+
+from lakehouse.catalog import open_catalog
+from lakehouse.errors import CatalogUnavailableError
+from lakehouse.history import SnapshotInfo, list_snapshots, resolve_snapshot
+from lakehouse.offsets import TP, snapshot_offsets
+from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
+from lakehouse.settings import LakehouseSettings
+from lakehouse.tables import EVENTS, ensure_table
+from lakehouse.writer import append_rows
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInventory:
+    """What the events table holds of one topic: rows and the settlement dates present."""
+
+    rows: int
+    earliest: date | None
+    latest: date | None
+
+
+class Store:
+    """The catalog and the product's tables, loaded once (migrations applied) and refreshed on use."""
+
+    def __init__(self, settings: LakehouseSettings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self._catalog = catalog or open_catalog(settings)
+        self._tables: dict[str, Table] = {}
+        self._lock = threading.Lock()
+
+    def table(self, name: str) -> Table:
+        """The table ``name`` at its latest metadata (created on first use)."""
+        with self._lock:
+            t = self._tables.get(name)
+            if t is None:
+                t = self._tables[name] = ensure_table(self._catalog, self.settings, name)
+                return t
+        t.refresh()
+        return t
+
+    def ping(self) -> None:
+        """Ask the catalog something cheap.
+
+        Raises:
+            CatalogUnavailableError: if it does not answer.
+        """
+        try:
+            self._catalog.list_tables(self.settings.namespace)
+        except Exception as exc:  # pyiceberg raises many kinds; translate them at the boundary
+            raise CatalogUnavailableError(f"the catalog does not answer: {exc}") from exc
+
+    # -- snapshots ------------------------------------------------------------------------
+    def resolve(
+        self, name: str, snapshot_id: int | None = None, as_of: datetime | None = None, tag: str | None = None
+    ) -> int | None:
+        """The snapshot of ``name`` to read (see ``lakehouse.history.resolve_snapshot``).
+
+        Raises:
+            SnapshotNotFoundError: if it is outside the retained history.
+            LakehouseError: if more than one of the three is given.
+        """
+        return resolve_snapshot(self.table(name), snapshot_id, as_of, tag)
+
+    def snapshots(self, name: str) -> list[SnapshotInfo]:
+        """Every retained snapshot of ``name``, oldest first."""
+        return list_snapshots(self.table(name))
+
+    def held_offsets(self, snapshot_id: int | None) -> dict[TP, int]:
+        """Next offset per topic-partition the events snapshot holds, over every ingest group."""
+        events = self.table(EVENTS)
+        snap = events.metadata.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
+        out: dict[TP, int] = {}
+        if snap is None:
+            return out
+        for parts in snapshot_offsets(events, snap).values():
+            for tp, n in parts.items():
+                out[tp] = max(out.get(tp, 0), n)
+        return out
+
+    def topic_inventory(self) -> dict[str, TopicInventory]:
+        """Rows and settlement dates per topic in the current events snapshot (from file statistics)."""
+        events = self.table(EVENTS)
+        if events.current_snapshot() is None:
+            return {}
+        files = events.inspect.files()
+        rows: dict[str, int] = {}
+        dates: dict[str, list[date]] = {}
+        for part, count in zip(
+            files.column("partition").to_pylist(), files.column("record_count").to_pylist(), strict=True
+        ):
+            rows[part["topic"]] = rows.get(part["topic"], 0) + int(count)
+            dates.setdefault(part["topic"], []).append(part["settlement_date"])
+        return {t: TopicInventory(n, min(dates[t]), max(dates[t])) for t, n in rows.items()}
+
+    # -- reads ----------------------------------------------------------------------------
+    def read_events(
+        self, query: EventQuery, columns: tuple[str, ...] | None, snapshot_id: int | None
+    ) -> pa.Table:
+        """Events matching ``query`` in one snapshot, at once."""
+        return read_events(self.table(EVENTS), query, columns, snapshot_id)
+
+    def iter_events(
+        self, query: EventQuery, snapshot_id: int | None, batch_rows: int, columns: tuple[str, ...] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Events matching ``query`` in one snapshot, streamed file by file."""
+        return iter_event_batches(self.table(EVENTS), query, columns, snapshot_id, batch_rows)
+
+    def iter_typed(
+        self,
+        name: str,
+        date_from: date | None,
+        date_to: date | None,
+        mpans: tuple[str, ...],
+        snapshot_id: int | None,
+        batch_rows: int,
+    ) -> Iterator[pa.RecordBatch]:
+        """Rows of a typed table in one snapshot, streamed file by file."""
+        return iter_typed_batches(self.table(name), name, date_from, date_to, mpans, snapshot_id, batch_rows)
+
+    def read(self, name: str, snapshot_id: int | None = None) -> pa.Table:
+        """A whole (small) table at a snapshot; empty when the table has none."""
+        t = self.table(name)
+        if t.current_snapshot() is None:
+            return t.schema().as_arrow().empty_table()
+        return t.scan(snapshot_id=snapshot_id).to_arrow()
+
+    # -- writes ---------------------------------------------------------------------------
+    def append(self, name: str, rows: pa.Table) -> int | None:
+        """Append rows to ``name`` (retrying lost races); return the new snapshot ID.
+
+        Raises:
+            CommitConflictError: if the commit keeps losing races.
+        """
+        return append_rows(self.table(name), rows)
