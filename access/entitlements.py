@@ -12,14 +12,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from access.principal import ALL_ROWS, SERVICE_ROLES, Principal
-from contract.identifiers import DNO_BY_DISTRIBUTOR
+from contract.identifiers import DNO_BY_DISTRIBUTOR, is_ascii_digits
 
 _DIST_BY_MPID = {mpid: dist for dist, (mpid, _) in DNO_BY_DISTRIBUTOR.items()}
 
 
 def distributor_of(subject: str) -> str:
     """The distributor ID an LDSO / registration service subject stands for ('--' if none)."""
-    if len(subject) == 2 and subject.isdigit():
+    if len(subject) == 2 and is_ascii_digits(subject):
         return subject
     return _DIST_BY_MPID.get(subject, "--")
 

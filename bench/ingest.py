@@ -112,6 +112,9 @@ def run_ingest(
             ev = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
+        if not isinstance(ev, dict):
+            print("ingest printed:", line[:200].decode(errors="replace"), file=sys.stderr)
+            continue
         if ev.get("event") == "partitions_assigned" and first is None:
             first = ev["timestamp"]
         if ev.get("event") == "batch_committed":

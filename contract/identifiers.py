@@ -26,13 +26,18 @@ KNOWN_DISTRIBUTORS: frozenset[str] = frozenset(DNO_BY_DISTRIBUTOR) | frozenset(I
 GSP_GROUPS: tuple[str, ...] = tuple(f"_{c}" for c in "ABCDEFGHJKLMNP")
 
 
+def is_ascii_digits(text: str) -> bool:
+    """True when ``text`` is made of the ASCII digits 0-9 only (``str.isdigit`` also takes other scripts)."""
+    return text.isascii() and text.isdigit()
+
+
 def mpan_check_digit(first12: str) -> int:
     """Return the check digit for the first 12 digits of an MPAN core.
 
     Raises:
         ValueError: if ``first12`` is not exactly 12 decimal digits.
     """
-    if len(first12) != 12 or not first12.isdigit():
+    if len(first12) != 12 or not is_ascii_digits(first12):
         raise ValueError(f"expected 12 digits, got {first12!r}")
     total = sum(w * int(d) for w, d in zip(MPAN_WEIGHTS, first12, strict=True))
     return (total % 11) % 10
@@ -40,6 +45,6 @@ def mpan_check_digit(first12: str) -> int:
 
 def is_valid_mpan(mpan: str) -> bool:
     """True when ``mpan`` is 13 digits, passes the check digit and has a known distributor."""
-    if len(mpan) != 13 or not mpan.isdigit():
+    if len(mpan) != 13 or not is_ascii_digits(mpan):
         return False
     return mpan[:2] in KNOWN_DISTRIBUTORS and mpan_check_digit(mpan[:12]) == int(mpan[12])

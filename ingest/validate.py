@@ -58,7 +58,8 @@ class RecordValidator:
         self._max = max_message_bytes
         self._catalogue = catalogue or load_topic_catalogue()
         self._validators = {
-            key: jsonschema_rs.validator_for(load_schema(key.interface, key.version)) for key in list_schemas()
+            key: jsonschema_rs.validator_for(load_schema(key.interface, key.version), validate_formats=True)
+            for key in list_schemas()
         }
         self._interfaces = {key.interface for key in self._validators}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pyiceberg.table import Table
 from pyiceberg.table.update.schema import UpdateSchema
+from pyiceberg.types import StringType
 
 from lakehouse.errors import LakehouseError
 
@@ -27,8 +28,21 @@ class Migration:
     apply: Callable[[UpdateSchema], None]
 
 
-# The product's migrations, oldest first. None yet: the tables are at version 0 as created.
-MIGRATIONS: tuple[Migration, ...] = ()
+def _consumption_evidence(update: UpdateSchema) -> None:
+    update.add_column("consumption_raw", StringType(), doc="the value as sent, when consumption_kwh cannot hold it")
+    update.add_column("refine_flag", StringType(), doc="excess_precision or out_of_range")
+
+
+# The product's migrations, oldest first. ``lakehouse.tables`` declares every table at its latest
+# schema (a new table starts at the latest version); these bring older tables up to it.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("consumption", 1, "keep the value as sent when the decimal cannot hold it", _consumption_evidence),
+)
+
+
+def latest_version(name: str, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """The version a table ``name`` created now starts at (its newest migration, or 0)."""
+    return max((m.version for m in migrations if m.table == name), default=0)
 
 
 class MigrationError(LakehouseError):

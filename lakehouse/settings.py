@@ -39,5 +39,8 @@ class LakehouseSettings(BaseSettings):
     refine_every_commits: int = Field(
         default=0, ge=0, description="ingest refines the typed tables every this many commits (0: never)"
     )
+    refine_window_messages: int = Field(
+        default=50_000, ge=1, description="IF-021 messages refined per commit (bounds refine's memory)"
+    )
     metadata_versions_max: int = Field(default=20, ge=1, description="old metadata files kept")
     target_file_mb: int = Field(default=128, ge=1, description="target data file size")

@@ -38,6 +38,7 @@ QUARANTINE = "quarantine"
 CONSUMPTION = "consumption"
 ACCESS_LOG = "access_log"
 REGISTRATION = "registration"
+REFINE_REJECTS = "refine_rejects"
 
 
 def _headers(first_id: int) -> ListType:
@@ -118,6 +119,8 @@ CONSUMPTION_SCHEMA = Schema(
     NestedField(15, "source_partition", IntegerType(), required=True),
     NestedField(16, "source_offset", LongType(), required=True),
     NestedField(17, "landed_at", TimestamptzType(), required=True, doc="when the source event was landed"),
+    NestedField(18, "consumption_raw", StringType(), required=False, doc="as sent, if the decimal cannot hold it"),
+    NestedField(19, "refine_flag", StringType(), required=False, doc="excess_precision or out_of_range"),
 )
 
 
@@ -148,6 +151,21 @@ ACCESS_LOG_SCHEMA = Schema(
     NestedField(10, "bytes", LongType(), required=True),
     NestedField(11, "checksum", StringType(), required=False, doc="sha256 of the bytes sent"),
     NestedField(12, "outcome", StringType(), required=True, doc="ok, or the problem code"),
+)
+
+
+REFINE_REJECTS_SCHEMA = Schema(
+    NestedField(1, "target", StringType(), required=True, doc="the typed table the row was refused by"),
+    NestedField(2, "source_topic", StringType(), required=True),
+    NestedField(3, "source_partition", IntegerType(), required=True),
+    NestedField(4, "source_offset", LongType(), required=True),
+    NestedField(5, "transaction_id", StringType(), required=False),
+    NestedField(6, "mpan", StringType(), required=False),
+    NestedField(7, "utc_settlement_date", DateType(), required=False),
+    NestedField(8, "field", StringType(), required=True, doc="the field that could not be refined"),
+    NestedField(9, "value_as_sent", StringType(), required=False, doc="the field as sent"),
+    NestedField(10, "reason", StringType(), required=True, doc="stable code, e.g. invalid_period_end"),
+    NestedField(11, "refined_at", TimestamptzType(), required=True),
 )
 
 
@@ -183,6 +201,7 @@ TABLES: dict[str, TableDef] = dict(
         _table(CONSUMPTION, CONSUMPTION_SCHEMA, ((3, "utc_settlement_date"),), (1, 4)),
         _table(REGISTRATION, REGISTRATION_SCHEMA, ((2, "role"),), (1, 4)),
         _table(ACCESS_LOG, ACCESS_LOG_SCHEMA, ((1, "day"),), (2,)),
+        _table(REFINE_REJECTS, REFINE_REJECTS_SCHEMA, ((1, "target"),), (2, 3, 4)),
     ]
 )
 
@@ -221,11 +240,14 @@ def ensure_table(catalog: Catalog, settings: LakehouseSettings, name: str) -> Ta
 
 
 def _create(catalog: Catalog, settings: LakehouseSettings, name: str, ident: str) -> Table:
+    """Create ``name`` at its latest schema, so no migration is pending on a new table."""
+    from lakehouse.migrations import VERSION_PROPERTY, latest_version
+
     d = TABLES[name]
     return catalog.create_table_if_not_exists(
         ident,
         schema=d.schema,
         partition_spec=d.partition_spec,
         sort_order=d.sort_order,
-        properties=table_properties(settings),
+        properties={**table_properties(settings), VERSION_PROPERTY: str(latest_version(name))},
     )

@@ -13,9 +13,11 @@ from typing import Any
 OUT = Path(__file__).resolve().parent.parent / "contract" / "schemas"
 VERSION = "001"
 
-DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+# Dates and times must be real (RFC 3339 "format", checked by the validator), not just well shaped.
+DATE = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 DATETIME = {
     "type": "string",
+    "format": "date-time",
     "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$",
 }
 DIP_ID = {"type": "string", "pattern": r"^\d{10}$"}
