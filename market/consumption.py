@@ -8,18 +8,25 @@ from typing import Any
 
 import numpy as np
 
+from contract.identifiers import DNO_BY_DISTRIBUTOR
 from contract.topics import topic_for_interface
 from market.faults import apply_business_fault, apply_malformed_fault
 from market.messages import SimRecord, encode
-from market.participants import MeterPoint
+from market.participants import MeterPoint, Participant
 from market.profiles import daily_values, period_ends
 from market.state import SimulationState, sent_timestamp
 
 ESTIMATE_CODES = ("E0", "E1", "E2", "E3", "EA1", "EA4")
+OUTLIER_HISTORY_DAYS = 7  # days of a channel's consumption before an outlier can be told from its median
+
+Revision = tuple[MeterPoint, str, np.ndarray, str, Participant]
+"""A channel estimated on a day, to be revised with actuals the next: (meter point, quantity, values, date, DS)."""
 
 
 class ConsumptionFlows(SimulationState):
     """The consumption part of a run."""
+
+    _days_sent: dict[tuple[str, str], int]
 
     def _consumption_message(
         self,
@@ -31,7 +38,10 @@ class ConsumptionFlows(SimulationState):
         qis: list[str] | None,
         reasons: list[int | None] | None,
         sent_at: str,
+        data_service: Participant | None = None,
     ) -> tuple[dict[str, Any], SimRecord]:
+        """One IF-021 from ``data_service`` (default: the one appointed now)."""
+        ds = data_service or mp.data_service
         if qis is None:
             periods = [
                 {
@@ -55,7 +65,7 @@ class ConsumptionFlows(SimulationState):
                 periods.append(p)
         m = self.market
         custom = {
-            "dataServiceDIPID": mp.data_service.dip_id,
+            "dataServiceDIPID": ds.dip_id,
             "connectionType": mp.connection_type,
             "measurementQuantityID": quantity,
             "utcSettlementDate": day.isoformat(),
@@ -66,7 +76,7 @@ class ConsumptionFlows(SimulationState):
         return self._factory.build(
             "IF-021",
             "[ActivePower]",
-            mp.data_service,
+            ds,
             recipients,
             sent_at,
             custom,
@@ -74,7 +84,7 @@ class ConsumptionFlows(SimulationState):
             distributor_dip=m.ldso[mp.distributor].dip_id,
         )
 
-    def _consumption(self, day: date, revisions: list[tuple[MeterPoint, str, np.ndarray, str]]) -> Iterator[SimRecord]:
+    def _consumption(self, day: date, revisions: list[Revision]) -> Iterator[SimRecord]:
         """IF-021 for every energised channel on ``day``, with estimates, faults, IF-013/014."""
         rng = self._rng
         m = self.market
@@ -90,7 +100,7 @@ class ConsumptionFlows(SimulationState):
             [
                 "solar"
                 if q == "AE"
-                else ("domestic" if mp.domestic else {"S": "business", "A": "advanced", "U": "unmetered"}[mp.segment])
+                else mp.profile
                 for mp, q in channels
             ]
         )
@@ -121,13 +131,28 @@ class ConsumptionFlows(SimulationState):
                 for j in range(run_start, min(48, run_start + run_len)):
                     qis[j], reasons[j] = code, reason
                 if rng.random() < 0.3:
-                    revisions.append((mp, quantity, values[i], day.isoformat()))
+                    revisions.append((mp, quantity, values[i], day.isoformat(), mp.data_service))
             message, record = self._consumption_message(mp, quantity, day, ends, vals, qis, reasons, sent_at)
-            yield from self._with_faults(mp, message, record, deenergised, day, ends, sent_at)
+            yield from self._with_faults(mp, quantity, message, record, deenergised, day, ends, sent_at)
+            self._days_sent[(mp.mpan, quantity)] = self._days_sent.get((mp.mpan, quantity), 0) + 1
+
+    def _eligible_faults(self, mp: MeterPoint, quantity: str, deenergised: list[MeterPoint]) -> frozenset[str]:
+        """The business faults this message cannot carry so that its rule can still find it (excluded)."""
+        out = set()
+        if not deenergised:
+            out.add("consumption_while_deenergised")
+        if quantity != "AI":  # rules 9 and 10 are about import: export has natural zero runs at night
+            out.update(("outlier", "zero_run"))
+        if self._days_sent.get((mp.mpan, quantity), 0) < OUTLIER_HISTORY_DAYS:
+            out.add("outlier")  # rule 9 needs the MPAN's history of that period
+        if mp.distributor not in DNO_BY_DISTRIBUTOR:
+            out.add("gsp_mismatch")  # rule 12 knows home GSP groups of DNOs only
+        return frozenset(out)
 
     def _with_faults(
         self,
         mp: MeterPoint,
+        quantity: str,
         message: dict[str, Any],
         record: SimRecord,
         deenergised: list[MeterPoint],
@@ -135,8 +160,7 @@ class ConsumptionFlows(SimulationState):
         ends: list[str],
         sent_at: str,
     ) -> Iterator[SimRecord]:
-        exclude = frozenset() if deenergised else frozenset({"consumption_while_deenergised"})
-        fault = self._business.pick(exclude)
+        fault = self._business.pick(self._eligible_faults(mp, quantity, deenergised))
         if fault is None:
             bad = self._malformed.pick()
             if bad is None:
@@ -221,11 +245,11 @@ class ConsumptionFlows(SimulationState):
         )
         yield self._emit(warn)
 
-    def _revisions(self, pending: list[tuple[MeterPoint, str, np.ndarray, str]], day: date) -> Iterator[SimRecord]:
-        """Revised IF-021 (all actuals, new transaction) for yesterday's estimated channels."""
-        for i, (mp, quantity, values, settlement) in enumerate(pending):
+    def _revisions(self, pending: list[Revision], day: date) -> Iterator[SimRecord]:
+        """Revised IF-021 (all actuals, new transaction) for yesterday's estimated channels, from their data service."""
+        for i, (mp, quantity, values, settlement, ds) in enumerate(pending):
             sd = date.fromisoformat(settlement)
-            _, rec = self._consumption_message(
-                mp, quantity, sd, period_ends(sd), values.tolist(), None, None, sent_timestamp(day, 70_000 + i % 10_000)
-            )
+            sent_at = sent_timestamp(day, 70_000 + i % 10_000)
+            vals = values.tolist()
+            _, rec = self._consumption_message(mp, quantity, sd, period_ends(sd), vals, None, None, sent_at, ds)
             yield self._emit(rec)

@@ -26,6 +26,7 @@ SERVICE_COUNTS: dict[str, int] = {
 SUPPLIER_COUNT = 60
 DS_FOR_SEGMENT = {"S": "SDS", "A": "ADS", "U": "UMSDS"}
 MS_FOR_SEGMENT = {"S": "MSS", "A": "MSA", "U": "UMSO"}
+PROFILE_FOR_SEGMENT = {"S": "business", "A": "advanced", "U": "unmetered"}  # non-domestic premises
 CONNECTION_FOR_SEGMENT = {"S": ("W",), "A": ("L", "H"), "U": ("U",)}
 
 
@@ -59,6 +60,11 @@ class MeterPoint:
     base_kwh: float
     solar: bool
     registered_from: str
+    profile: str = ""  # the load shape of the premises (set at creation; an indicator change does not change it)
+
+    def __post_init__(self) -> None:
+        if not self.profile:
+            self.profile = "domestic" if self.domestic else PROFILE_FOR_SEGMENT[self.segment]
 
 
 @dataclass(slots=True)

@@ -32,15 +32,23 @@ class RegistrationFlows(SimulationState):
         return self._emit(rec)
 
     def _appointment_flow(
-        self, mp: MeterPoint, eff: date, sent_at: str, correlation: str | None = None
+        self,
+        mp: MeterPoint,
+        eff: date,
+        sent_at: str,
+        parties: tuple[Participant, Participant, Participant] | None = None,
+        correlation: str | None = None,
     ) -> Iterator[SimRecord]:
-        """Request, consider, accept and confirm the appointment of ``mp``'s data and metering services."""
+        """Request, consider, accept and confirm a supplier's data and metering services for ``mp`` from ``eff``.
+
+        ``parties`` (supplier, data service, metering service) default to ``mp``'s current ones.
+        """
         m = self.market
         regs = m.regs[mp.distributor]
         eff_s = eff.isoformat()
         dist_dip = m.ldso[mp.distributor].dip_id
-        sup = mp.supplier
-        for svc in (mp.data_service, mp.metering_service):
+        sup, ds, ms = parties or (mp.supplier, mp.data_service, mp.metering_service)
+        for svc in (ds, ms):
             req = f"REQ-{self._factory.next_transaction_id()[2:]}"
             appt = _appointment(svc)
             request = {"requestID": req, "effectiveFromDate": eff_s}
@@ -70,31 +78,43 @@ class RegistrationFlows(SimulationState):
             "consentGranularity": mp.consent,
             "meterIDs": list(mp.meter_ids),
             "meteringPointAddress": {"addressLines": list(mp.address_lines), "postcode": mp.postcode},
-            "appointments": [_appointment(s) for s in (mp.data_service, mp.metering_service)],
+            "appointments": [_appointment(s) for s in (ds, ms)],
         }
-        recipients = [sup.dip_id, mp.data_service.dip_id, mp.metering_service.dip_id, dist_dip, m.mds.dip_id]
+        recipients = [sup.dip_id, ds.dip_id, ms.dip_id, dist_dip, m.mds.dip_id]
         yield self._send(mp, sent_at, ("IF-036", "[AppointmentConfirmed]", regs, recipients, confirm), correlation)
 
     def _registration_changes(self, day: date) -> Iterator[SimRecord]:
-        """Changes of supplier, energisation and consent, sent on ``day`` effective the next day."""
+        """Changes of supplier, energisation, consent and domestic indicator, sent on ``day`` effective the next.
+
+        What was sent yesterday takes effect first: the state a day's consumption sees is the one in force on it.
+        """
+        self._apply_changes(day)
         rng = self._rng
         eff = day + timedelta(days=1)
         sent_at = sent_timestamp(day, 50_000)
         for mp in self.market.meter_points:
             r = rng.random()
             regs = self.market.regs[mp.distributor]
+            notify = [mp.supplier.dip_id, mp.data_service.dip_id]
             if r < 0.003:
                 yield from self._change_of_supplier(mp, day, eff, sent_at)
             elif r < 0.0035:
-                mp.energised = not mp.energised
-                custom = {"effectiveFromDate": eff.isoformat(), "energisationStatus": "E" if mp.energised else "D"}
-                to = [mp.supplier.dip_id, mp.data_service.dip_id, self.market.ldso[mp.distributor].dip_id]
+                energised = not mp.energised
+                custom: dict[str, Any] = {"effectiveFromDate": eff.isoformat()}
+                custom["energisationStatus"] = "E" if energised else "D"
+                to = [*notify, self.market.ldso[mp.distributor].dip_id]
                 yield self._send(mp, sent_at, ("IF-018", "[EnergisationStatusChange]", regs, to, custom))
+                self._on(eff, lambda mp=mp, v=energised: setattr(mp, "energised", v))  # type: ignore[misc]
             elif r < 0.0045 and mp.domestic:
-                mp.consent = "M" if mp.consent == "H" else "H"
-                custom = {"effectiveFromDate": eff.isoformat(), "consentGranularity": mp.consent}
-                to = [mp.supplier.dip_id, mp.data_service.dip_id]
-                yield self._send(mp, sent_at, ("IF-026", "[ConsentChange]", regs, to, custom))
+                consent = "M" if mp.consent == "H" else "H"
+                custom = {"effectiveFromDate": eff.isoformat(), "consentGranularity": consent}
+                yield self._send(mp, sent_at, ("IF-026", "[ConsentChange]", regs, notify, custom))
+                self._on(eff, lambda mp=mp, v=consent: setattr(mp, "consent", v))  # type: ignore[misc]
+            elif 0.0045 <= r < 0.0048 and mp.segment == "S":
+                domestic = not mp.domestic
+                custom = {"effectiveFromDate": eff.isoformat(), "domesticPremisesIndicator": domestic}
+                yield self._send(mp, sent_at, ("IF-026", "[DomesticIndicatorChange]", regs, notify, custom))
+                self._on(eff, lambda mp=mp, v=domestic: setattr(mp, "domestic", v))  # type: ignore[misc]
 
     def _change_of_supplier(self, mp: MeterPoint, day: date, eff: date, sent_at: str) -> Iterator[SimRecord]:
         """A new supplier and services from ``eff``; the old services de-appointed to ``day``."""
@@ -118,11 +138,14 @@ class RegistrationFlows(SimulationState):
         yield self._send(mp, sent_at, ("IF-001", "[ChangeOfSupplier]", regs, to, notice))
         ds_pool = m.services[DS_FOR_SEGMENT[mp.segment]]
         ms_pool = m.services[MS_FOR_SEGMENT[mp.segment]]
-        mp.supplier = new_sup
-        mp.data_service = ds_pool[int(rng.integers(0, len(ds_pool)))]
-        mp.metering_service = ms_pool[int(rng.integers(0, len(ms_pool)))]
-        mp.registered_from = eff.isoformat()
-        yield from self._appointment_flow(mp, eff, sent_at)
+        new = (new_sup, ds_pool[int(rng.integers(0, len(ds_pool)))], ms_pool[int(rng.integers(0, len(ms_pool)))])
+        yield from self._appointment_flow(mp, eff, sent_at, new)
+
+        def switch(mp: MeterPoint = mp, new: tuple[Participant, Participant, Participant] = new) -> None:
+            mp.supplier, mp.data_service, mp.metering_service = new
+            mp.registered_from = eff.isoformat()
+
+        self._on(eff, switch)
         for svc in old[1:]:
             appt = _appointment(svc)
             ended = {"effectiveToDate": day.isoformat(), "deAppointmentReason": "CSUPP", "appointment": appt}

@@ -9,10 +9,10 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from market.consumption import ConsumptionFlows
+from market.consumption import ConsumptionFlows, Revision
 from market.faults import BUSINESS_FAULTS, MALFORMED_FAULTS, FaultEntry, FaultPicker
 from market.messages import MessageFactory, SimRecord
-from market.participants import Market, MeterPoint, build_meter_points, build_participants
+from market.participants import Market, build_meter_points, build_participants
 from market.reference import ReferenceData
 from market.registration import RegistrationFlows
 from market.state import SimulationParams, sent_timestamp
@@ -39,6 +39,8 @@ class Simulation(RegistrationFlows, ConsumptionFlows, ReferenceData):
         self._business = FaultPicker(self._fault_rng, list(BUSINESS_FAULTS), self.params.business_fault_rate)
         self._malformed = FaultPicker(self._fault_rng, list(MALFORMED_FAULTS), self.params.malformed_rate)
         self._seq = 0
+        self._pending = {}
+        self._days_sent = {}
 
     def records(self) -> Iterator[SimRecord]:
         """Every record of the run, in publication order.
@@ -60,7 +62,7 @@ class Simulation(RegistrationFlows, ConsumptionFlows, ReferenceData):
         for mp in self.market.meter_points:
             eff = date.fromisoformat(mp.registered_from)
             yield from self._appointment_flow(mp, eff, sent_timestamp(eff - timedelta(days=5), 36_000))
-        pending_revisions: list[tuple[MeterPoint, str, np.ndarray, str]] = []
+        pending_revisions: list[Revision] = []
         for d in range(self.params.days):
             day = start + timedelta(days=d)
             yield from self._registration_changes(day)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -64,6 +65,16 @@ class SimulationState:
     _business: FaultPicker
     _malformed: FaultPicker
     _seq: int
+    _pending: dict[date, list[Callable[[], None]]]
+
+    def _on(self, day: date, change: Callable[[], None]) -> None:
+        """Make ``change`` to the market's state when ``day`` begins (before that day's consumption)."""
+        self._pending.setdefault(day, []).append(change)
+
+    def _apply_changes(self, day: date) -> None:
+        """Every change that takes effect on ``day``, in the order they were sent."""
+        for change in self._pending.pop(day, []):
+            change()
 
     def _emit(self, record: SimRecord) -> SimRecord:
         self.counts[record.topic] = self.counts.get(record.topic, 0) + 1
