@@ -33,11 +33,12 @@ class AccessGuard:
 
     def entitlement(self, principal: Principal, events_snapshot: int | None) -> Entitlement:
         """The rows ``principal`` may see, per the history as of ``events_snapshot``."""
-        return self.history.entitlement(principal, events_snapshot)
+        return self.history.entitlement(principal, events_snapshot, self.policy.splits_domestic(principal.role))
 
-    def mask(self, rows: pa.Table, role: str) -> pa.Table:
-        """``rows`` as ``role`` may see them."""
-        return mask_batch(rows, role, self.policy, self._secret)
+    def mask(self, rows: pa.Table, principal: Principal, entitlement: Entitlement) -> pa.Table:
+        """Entitled ``rows`` as ``principal``'s role may see them."""
+        domestic = entitlement.domestic(rows) if self.policy.splits_domestic(principal.role) else None
+        return mask_batch(rows, principal.role, self.policy, self._secret, domestic)
 
     def protect(
         self,

@@ -1,7 +1,8 @@
 """The appointment history entitlements are decided from, as of the events snapshot served.
 
-Intervals (mpan, participant, role, eff_from, eff_to) come from the IF-036 / IF-037 events in the
-store, computed by the lakehouse's registration refine SQL, and are cached for a few snapshots.
+Intervals (mpan, participant, role, eff_from, eff_to, domestic, ...) come from the registration events
+in the store (IF-036 / IF-037 / IF-018 / IF-026), computed by the lakehouse's registration refine SQL,
+and are cached for a few snapshots.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pyarrow as pa
 from access.entitlements import Entitlement
 from access.principal import Principal
 from lakehouse.query import EventQuery
-from lakehouse.refine.registration import APPOINTMENT_INTERFACES, SOURCE_COLUMNS, registration_intervals
+from lakehouse.refine.registration import INTERFACES, SOURCE_COLUMNS, registration_intervals
 from lakehouse.store import Store
 from lakehouse.tables import EVENTS
 
@@ -37,11 +38,7 @@ class AppointmentHistory:
             cached = self._cache.get(events_snapshot)
         if cached is not None:
             return cached
-        source = self._store.read_events(
-            EventQuery(interfaces=APPOINTMENT_INTERFACES),  # energisation and consent change no entitlement
-            SOURCE_COLUMNS,
-            events_snapshot,
-        )
+        source = self._store.read_events(EventQuery(interfaces=INTERFACES), SOURCE_COLUMNS, events_snapshot)
         computed = registration_intervals(source)
         with self._lock:
             while len(self._cache) >= self._keep:
@@ -49,6 +46,7 @@ class AppointmentHistory:
             self._cache[events_snapshot] = computed
         return computed
 
-    def entitlement(self, principal: Principal, events_snapshot: int | None) -> Entitlement:
-        """What ``principal`` may see, with the history as of ``events_snapshot`` when it needs it."""
-        return Entitlement(principal, self.intervals(events_snapshot) if principal.needs_history else None)
+    def entitlement(self, principal: Principal, events_snapshot: int | None, premises: bool = False) -> Entitlement:
+        """What ``principal`` may see, with the history as of ``events_snapshot`` when it (or ``premises``) needs it."""
+        needed = principal.needs_history or premises
+        return Entitlement(principal, self.intervals(events_snapshot) if needed else None)

@@ -16,6 +16,8 @@ import orjson
 from access.errors import PolicyError
 
 ACTIONS = frozenset({"keep", "token", "outward", "remove", "aggregate"})
+NON_DOMESTIC = {"consumption": "consumption_non_domestic"}
+"""Kinds whose rows of non-domestic premises have a kind of their own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,14 @@ class Policy:
         """True when the role sees everything as published (payloads stay byte-identical)."""
         actions = self.roles.get(role)
         return bool(actions) and all(a == "keep" for a in actions.values())  # type: ignore[union-attr]
+
+    def kind_for(self, kind: str, domestic: bool) -> str:
+        """The kind a field of ``kind`` counts as on a row of (non-)domestic premises."""
+        return NON_DOMESTIC.get(kind, kind) if not domestic else kind
+
+    def splits_domestic(self, role: str) -> bool:
+        """True when ``role`` sees the consumption of domestic and non-domestic premises differently."""
+        return any(self.action(role, k) != self.action(role, nd) for k, nd in NON_DOMESTIC.items())
 
     def is_safe_path(self, path: str) -> bool:
         """True when a payload path is not personal (or leads to known fields): walk into it, keep its values."""

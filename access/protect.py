@@ -48,9 +48,11 @@ def protect(
     out_schema = masked_schema(schema, entitlement.role, policy, secret, columns)
 
     def run() -> Iterator[pa.RecordBatch]:
+        split = policy.splits_domestic(entitlement.role)
         for rows in coalesce(batches, batch_rows):
             visible = entitlement(rows)
-            masked = mask_batch(visible, entitlement.role, policy, secret)
+            domestic = entitlement.domestic(visible) if split else None
+            masked = mask_batch(visible, entitlement.role, policy, secret, domestic)
             yield from masked.select(out_schema.names).cast(out_schema).to_batches(max_chunksize=batch_rows)
 
     return run(), out_schema

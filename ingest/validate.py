@@ -54,11 +54,14 @@ class Accepted:
 class RecordValidator:
     """Compiled validators for every schema in the contract, and the topic catalogue."""
 
-    def __init__(self, max_message_bytes: int, catalogue: TopicCatalogue | None = None) -> None:
+    def __init__(
+        self, max_message_bytes: int, catalogue: TopicCatalogue | None = None, check_formats: bool = True
+    ) -> None:
+        """``check_formats=False`` checks dates and times by shape only (as the contract did before 2026-12)."""
         self._max = max_message_bytes
         self._catalogue = catalogue or load_topic_catalogue()
         self._validators = {
-            key: jsonschema_rs.validator_for(load_schema(key.interface, key.version), validate_formats=True)
+            key: jsonschema_rs.validator_for(load_schema(key.interface, key.version), validate_formats=check_formats)
             for key in list_schemas()
         }
         self._interfaces = {key.interface for key in self._validators}

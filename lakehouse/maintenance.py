@@ -26,11 +26,12 @@ from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.typedef import EMPTY_DICT
 
 from lakehouse.offsets import OFFSETS_KEY
+from lakehouse.read import partition_values
 from lakehouse.retry import retry_commit
 from lakehouse.settings import LakehouseSettings
 from lakehouse.storage import filesystem_for_location, storage_properties
 
-PartitionKey = tuple[tuple[str, object], ...]
+PartitionKey = tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,7 @@ def compact_table(
         table.refresh()
         by_partition: dict[PartitionKey, list[Any]] = defaultdict(list)
         for task in table.scan().plan_files():
-            by_partition[tuple(sorted(task.file.partition.__dict__.items()))].append(task.file)
+            by_partition[partition_values(task)].append(task.file)
         todo = sorted(
             ((k, v) for k, v in by_partition.items() if len(v) >= min_files and k not in done),
             key=lambda kv: str(kv[0]),

@@ -49,13 +49,13 @@ def scan_files(
     expression applied while reading. Falls back to pyiceberg's reader when a file carries
     delete files (the product's tables never do). Returns the rows and the number of files read.
     """
-    tasks = _plan(table, prune, snapshot_id)
+    tasks = plan_files(table, prune, snapshot_id)
     if any(t.delete_files for t in tasks):
         scan = table.scan(
             row_filter=prune, snapshot_id=snapshot_id, selected_fields=tuple(columns) if columns else ("*",)
         )
         return scan.to_arrow(), len(tasks)
-    schema = _arrow_schema(table, snapshot_id)
+    schema = arrow_schema(table, snapshot_id)
     if not tasks:
         empty = schema.empty_table()
         return (empty.select(list(columns)) if columns else empty), 0
@@ -67,7 +67,7 @@ def scan_files(
 
 def read_data_files(table: Table, paths: Sequence[str]) -> pa.Table:
     """Every row of the given data files of ``table``, in its current schema (files in the order given)."""
-    schema = _arrow_schema(table, None)
+    schema = arrow_schema(table, None)
     if not paths:
         return schema.empty_table()
     fs, stripped = _filesystem_for(table, list(paths))
@@ -89,14 +89,14 @@ def iter_files(
     table of many small files does not pay a file-open round trip per batch. Memory stays bounded
     by a group plus Arrow's read-ahead, whatever the number of rows.
     """
-    tasks = _plan(table, prune, snapshot_id)
+    tasks = plan_files(table, prune, snapshot_id)
     if any(t.delete_files for t in tasks):
         table_rows, _ = scan_files(table, prune, rows, columns, snapshot_id)
         yield from table_rows.to_batches(max_chunksize=batch_rows)
         return
     if not tasks:
         return
-    schema = _arrow_schema(table, snapshot_id)
+    schema = arrow_schema(table, snapshot_id)
     fs, stripped = _filesystem_for(table, [t.file.file_path for t in tasks])
     groups: list[list[str]] = [[]]
     size = 0
@@ -115,7 +115,13 @@ def iter_files(
                 yield batch
 
 
-def _plan(table: Table, prune: BooleanExpression, snapshot_id: int | None) -> list[FileScanTask]:
+def partition_values(task: FileScanTask) -> tuple[object, ...]:
+    """The partition values of a planned file, in the partition spec's field order."""
+    record = task.file.partition
+    return tuple(record[i] for i in range(len(record)))
+
+
+def plan_files(table: Table, prune: BooleanExpression, snapshot_id: int | None) -> list[FileScanTask]:
     """The files Iceberg plans for ``prune`` at ``snapshot_id``, in path order."""
     tasks = table.scan(row_filter=prune, snapshot_id=snapshot_id).plan_files()
     return sorted(tasks, key=lambda t: t.file.file_path)
@@ -125,7 +131,7 @@ def _filesystem_for(table: Table, paths: list[str]) -> tuple[pafs.FileSystem, li
     return filesystem_for_paths(paths, table.io.properties)
 
 
-def _arrow_schema(table: Table, snapshot_id: int | None) -> pa.Schema:
+def arrow_schema(table: Table, snapshot_id: int | None) -> pa.Schema:
     snap = table.metadata.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
     schemas = {s.schema_id: s for s in table.metadata.schemas}
     schema = schemas.get(snap.schema_id) if snap is not None and snap.schema_id is not None else None

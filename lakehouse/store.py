@@ -16,12 +16,13 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from lakehouse.catalog import open_catalog
+from lakehouse.current import Versions, iter_latest_consumption
 from lakehouse.errors import CatalogUnavailableError
 from lakehouse.history import SnapshotInfo, list_snapshots, resolve_snapshot
 from lakehouse.offsets import TP, snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
 from lakehouse.settings import LakehouseSettings
-from lakehouse.tables import EVENTS, ensure_table
+from lakehouse.tables import CONSUMPTION, EVENTS, ensure_table
 from lakehouse.writer import append_rows
 
 
@@ -128,8 +129,15 @@ class Store:
         mpans: tuple[str, ...],
         snapshot_id: int | None,
         batch_rows: int,
+        versions: Versions = "all",
     ) -> Iterator[pa.RecordBatch]:
-        """Rows of a typed table in one snapshot, streamed file by file."""
+        """Rows of a typed table in one snapshot, streamed file by file.
+
+        ``versions="latest"`` gives only the current version of each consumption half hour
+        (``lakehouse.current``), one settlement date at a time.
+        """
+        if name == CONSUMPTION and versions == "latest":
+            return iter_latest_consumption(self.table(name), date_from, date_to, mpans, snapshot_id, batch_rows)
         return iter_typed_batches(self.table(name), name, date_from, date_to, mpans, snapshot_id, batch_rows)
 
     def read(self, name: str, snapshot_id: int | None = None) -> pa.Table:

@@ -18,6 +18,7 @@ from api.services import Services
 from api.services.audit import AccessRecord
 from api.services.extracts import Extract
 from api.streaming import audited_stream, ndjson_end
+from lakehouse.current import Versions
 
 router = APIRouter(prefix="/v1", tags=["extract"])
 
@@ -63,24 +64,36 @@ def events(
     return stream_extract(services, principal, "/v1/events", audit, extract, filters.format)  # type: ignore[arg-type]
 
 
-def _typed_route(name: str) -> None:
-    """GET /v1/{name}: the typed table, filtered, entitled and masked."""
+@router.get(
+    "/consumption",
+    response_class=StreamingResponse,
+    summary="A filtered extract of the typed consumption table, masked and entitled",
+    responses=_responses("the rows"),
+)
+def consumption(
+    principal: ExtractPrincipal,
+    services: ServicesDep,
+    filters: FiltersDep,
+    versions: Annotated[
+        Versions, Query(description="latest: the current version of each half hour; all: every version sent")
+    ] = "latest",
+) -> StreamingResponse:
+    """The typed consumption table: by default the current version of each MPAN x quantity x half hour."""
+    extract = services.extracts.typed(principal, "consumption", filters, versions)
+    audit = {**filters.to_json(), "versions": versions}
+    return stream_extract(services, principal, "/v1/consumption", audit, extract, filters.format)  # type: ignore[arg-type]
 
-    def typed(principal: ExtractPrincipal, services: ServicesDep, filters: FiltersDep) -> StreamingResponse:
-        extract = services.extracts.typed(principal, name, filters)
-        return stream_extract(services, principal, f"/v1/{name}", filters.to_json(), extract, filters.format)  # type: ignore[arg-type]
 
-    router.get(
-        f"/{name}",
-        response_class=StreamingResponse,
-        name=f"extract_{name}",
-        summary=f"A filtered extract of the typed {name} table, masked and entitled",
-        responses=_responses("the rows"),
-    )(typed)
-
-
-_typed_route("consumption")
-_typed_route("registration")
+@router.get(
+    "/registration",
+    response_class=StreamingResponse,
+    summary="A filtered extract of the typed registration table, masked and entitled",
+    responses=_responses("the rows"),
+)
+def registration(principal: ExtractPrincipal, services: ServicesDep, filters: FiltersDep) -> StreamingResponse:
+    """The typed registration table: appointment intervals with the state in force over each."""
+    extract = services.extracts.typed(principal, "registration", filters)
+    return stream_extract(services, principal, "/v1/registration", filters.to_json(), extract, filters.format)  # type: ignore[arg-type]
 
 
 @router.get("/consumption/aggregate", response_class=StreamingResponse, responses=_responses("one row per group"))

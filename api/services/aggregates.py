@@ -33,7 +33,8 @@ class AggregateService:
             return snap, iter(()), schema
         entitled = self._guard.entitlement(principal, self._guard.current_snapshot())
         columns = ["mpan", "measurement_quantity", "utc_settlement_date", "period_end_utc", "consumption_kwh"]
-        source = self._store.iter_typed(CONSUMPTION, f.date_from, f.date_to, f.mpans, snap, self._batch_rows)
+        # the current version of each half hour only: a revised day counts once
+        source = self._store.iter_typed(CONSUMPTION, f.date_from, f.date_to, f.mpans, snap, self._batch_rows, "latest")
         stream = (entitled(t).select(columns) for t in coalesce(source, self._batch_rows))
         rows = summarise_consumption(stream, by, self._min_mpans)
         return snap, iter(rows.cast(schema).to_batches(max_chunksize=self._batch_rows)), schema

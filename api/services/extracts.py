@@ -12,6 +12,7 @@ from access.guard import AccessGuard
 from access.principal import Principal
 from api.services.errors import InvalidRequestError, NotFoundError
 from contract.topics import TopicCatalogue, load_topic_catalogue
+from lakehouse.current import Versions
 from lakehouse.errors import LakehouseError
 from lakehouse.query import EventQuery
 from lakehouse.store import Store
@@ -99,12 +100,15 @@ class ExtractService:
         batches = self._store.iter_events(query, snap, self._batch_rows)
         return snap, *self._protect(principal, batches, schema, snap, f)
 
-    def typed(self, principal: Principal, name: str, f: ExtractFilters) -> Extract:
-        """The typed ``consumption`` or ``registration`` table, filtered, entitled and masked."""
+    def typed(self, principal: Principal, name: str, f: ExtractFilters, versions: Versions = "all") -> Extract:
+        """The typed ``consumption`` or ``registration`` table, filtered, entitled and masked.
+
+        ``versions="latest"`` keeps only the current version of each consumption half hour.
+        """
         snap = pin_snapshot(self._store, name, f)
         schema = TABLES[name].arrow_schema
         if snap is None:
             return snap, *self._protect(principal, iter(()), schema, None, f)
-        batches = self._store.iter_typed(name, f.date_from, f.date_to, f.mpans, snap, self._batch_rows)
+        batches = self._store.iter_typed(name, f.date_from, f.date_to, f.mpans, snap, self._batch_rows, versions)
         # entitlements come from the registration history in the events table's current snapshot
         return snap, *self._protect(principal, batches, schema, self._guard.current_snapshot(), f)

@@ -131,9 +131,8 @@ class ReplayService:
         if not more:  # everything in the snapshot read: resume where the store stands
             for p in new_pos:
                 new_pos[p] = max(new_pos[p], targets[p])
-        visible = page
-        if principal.role not in ALL_ROWS and page.num_rows:
-            visible = self._guard.entitlement(principal, snapshot_id)(page)
+        entitlement = self._guard.entitlement(principal, snapshot_id)
+        visible = page if principal.role in ALL_ROWS or not page.num_rows else entitlement(page)
         next_cursor = None
         if more:
             next_cursor = self._cursors.sign(
@@ -150,7 +149,7 @@ class ReplayService:
             visible,
             new_pos,
             next_cursor,
-            lambda t: self._guard.mask(t, principal.role),
+            lambda t: self._guard.mask(t, principal, entitlement),
         )
 
     def _offsets_for_time(self, topic: str, snapshot_id: int | None, at: datetime, partitions: int) -> dict[int, int]:

@@ -69,7 +69,11 @@ SELECT mpan, measurement_quantity, settlement_date AS utc_settlement_date,
        TRY_CAST(p.settlementPeriodEffectiveToDateTime AS TIMESTAMPTZ) AS period_end_utc,
        p.consumption AS consumption_text,
        TRY_CAST(p.consumption AS DECIMAL(12, 3)) AS consumption_kwh,
-       TRY_CAST(p.consumption AS DOUBLE) AS consumption_double,
+       CASE WHEN p.consumption IS NULL THEN NULL
+            WHEN TRY_CAST(p.consumption AS DECIMAL(12, 3)) IS NULL THEN 'out_of_range'
+            WHEN TRY_CAST(p.consumption AS DOUBLE)
+                 <> CAST(TRY_CAST(p.consumption AS DECIMAL(12, 3)) AS DOUBLE) THEN 'excess_precision'
+       END AS refine_flag,
        p.settlementPeriodQualityIndicator AS quality_indicator,
        TRY_CAST(p.estimationReasonCode AS INTEGER) AS estimation_reason,
        data_service_dip_id, connection_type, transaction_id, sender_timestamp,
@@ -158,11 +162,7 @@ def explode_consumption(events: pa.Table, refined_at: datetime | None = None) ->
     rows = rows.filter(pc.invert(refused))
     period_end = pc.cast(rows.column("period_end_utc"), pa.timestamp("us", tz="UTC"))
     local_date, local_period = _local_columns(period_end)
-    kwh = rows.column("consumption_kwh")
-    out_of_range = pc.and_(pc.is_null(kwh), pc.is_valid(rows["consumption_text"]))
-    inexact = pc.fill_null(pc.not_equal(pc.cast(kwh, pa.float64()), rows["consumption_double"]), False)
-    none = pa.scalar(None, pa.string())
-    flag = pc.if_else(out_of_range, "out_of_range", pc.if_else(inexact, "excess_precision", none))
+    flag = rows.column("refine_flag")
     columns = {
         "mpan": rows.column("mpan"),
         "measurement_quantity": rows.column("measurement_quantity"),
@@ -170,7 +170,7 @@ def explode_consumption(events: pa.Table, refined_at: datetime | None = None) ->
         "period_end_utc": period_end,
         "local_settlement_date": local_date,
         "local_period": local_period,
-        "consumption_kwh": kwh,
+        "consumption_kwh": rows.column("consumption_kwh"),
         "quality_indicator": rows.column("quality_indicator"),
         "estimation_reason": rows.column("estimation_reason"),
         "data_service_dip_id": rows.column("data_service_dip_id"),
@@ -181,7 +181,7 @@ def explode_consumption(events: pa.Table, refined_at: datetime | None = None) ->
         "source_partition": rows.column("source_partition"),
         "source_offset": rows.column("source_offset"),
         "landed_at": pc.cast(rows.column("landed_at"), pa.timestamp("us", tz="UTC")),
-        "consumption_raw": pc.if_else(pc.is_valid(flag), rows["consumption_text"], none),
+        "consumption_raw": pc.if_else(pc.is_valid(flag), rows["consumption_text"], pa.scalar(None, pa.string())),
         "refine_flag": flag,
     }
     out = pa.table({k: pc.cast(v, schema.field(k).type) for k, v in columns.items()})

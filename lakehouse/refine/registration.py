@@ -2,8 +2,9 @@
 
 Derived from IF-036 confirmations (supplier and appointed services, from their effective date to the
 day before the MPAN's next confirmation), IF-037 de-appointments (which end a service's interval),
-IF-018 energisation changes and IF-026 consent changes: an appointment is split wherever the MPAN's
-energisation or consent changes, so each row carries the state in force over its whole interval.
+IF-018 energisation changes and IF-026 consent and domestic-indicator changes: an appointment is split
+wherever the MPAN's energisation, consent or domestic indicator changes, so each row carries the state
+in force over its whole interval. A de-appointment ends the appointment of that participant in that role.
 
 Incremental and exactly once: the table's snapshot summaries hold, under the group ``refine``, how
 far into each registration topic-partition it has read. A run reads only the events beyond that,
@@ -53,36 +54,38 @@ WITH src AS (
     SELECT mpan, day AS eff_from, sent, transaction_id,
            json_extract_string(doc, '$.CustomBlock.supplierMPID') AS supplier,
            json_extract(doc, '$.CustomBlock.appointments') AS appts,
-           json_extract_string(doc, '$.CustomBlock.segment') AS segment,
-           CAST(json_extract(doc, '$.CustomBlock.domesticPremisesIndicator') AS BOOLEAN) AS domestic
+           json_extract_string(doc, '$.CustomBlock.segment') AS segment
     FROM src WHERE interface_id = 'IF-036'
 ), ordered AS (
     SELECT *, lead(eff_from) OVER (PARTITION BY mpan ORDER BY eff_from, sent) - INTERVAL 1 DAY AS next_minus_1
     FROM conf
 ), parties AS (
-    SELECT mpan, eff_from, next_minus_1, supplier AS participant, 'SUP' AS role,
-           segment, domestic, transaction_id FROM ordered
+    SELECT mpan, eff_from, next_minus_1, supplier AS participant, 'SUP' AS role, segment, transaction_id
+    FROM ordered
     UNION ALL
     SELECT mpan, eff_from, next_minus_1,
            json_extract_string(a, '$.serviceMPID') AS participant,
            json_extract_string(a, '$.serviceRole') AS role,
-           segment, domestic, transaction_id
+           segment, transaction_id
     FROM ordered, unnest(CAST(appts AS JSON[])) AS t(a)
 ), deappointed AS (
-    SELECT mpan, json_extract_string(doc, '$.CustomBlock.appointment.serviceMPID') AS participant, day AS eff_to
+    SELECT mpan, json_extract_string(doc, '$.CustomBlock.appointment.serviceMPID') AS participant,
+           json_extract_string(doc, '$.CustomBlock.appointment.serviceRole') AS role, day AS eff_to
     FROM src WHERE interface_id = 'IF-037'
 ), appointed AS (
     SELECT p.mpan, p.participant, p.role, p.eff_from AS appt_from,
            least(coalesce(CAST(p.next_minus_1 AS DATE), DATE '9999-12-31'),
                  coalesce((SELECT min(d.eff_to) FROM deappointed d
-                           WHERE d.mpan = p.mpan AND d.participant = p.participant AND d.eff_to >= p.eff_from),
+                           WHERE d.mpan = p.mpan AND d.participant = p.participant AND d.role = p.role
+                             AND d.eff_to >= p.eff_from),
                           DATE '9999-12-31')) AS appt_to,
-           p.segment, p.domestic, p.transaction_id
+           p.segment, p.transaction_id
     FROM parties p
 ), states AS (
     SELECT mpan, day, sent,
            json_extract_string(doc, '$.CustomBlock.energisationStatus') AS energisation,
-           json_extract_string(doc, '$.CustomBlock.consentGranularity') AS consent
+           json_extract_string(doc, '$.CustomBlock.consentGranularity') AS consent,
+           CAST(json_extract(doc, '$.CustomBlock.domesticPremisesIndicator') AS BOOLEAN) AS domestic
     FROM src WHERE interface_id IN ('IF-036', 'IF-018', 'IF-026')
 ), energisation AS (
     SELECT mpan, day, arg_max(energisation, sent) AS energisation
@@ -90,6 +93,9 @@ WITH src AS (
 ), consent AS (
     SELECT mpan, day, arg_max(consent, sent) AS consent
     FROM states WHERE consent IS NOT NULL GROUP BY mpan, day
+), domestic AS (
+    SELECT mpan, day, arg_max(domestic, sent) AS domestic
+    FROM states WHERE domestic IS NOT NULL GROUP BY mpan, day
 ), cuts AS (
     SELECT a.*, a.appt_from AS cut FROM appointed a
     UNION
@@ -97,16 +103,17 @@ WITH src AS (
     FROM appointed a JOIN (SELECT DISTINCT mpan, day FROM states) c
       ON c.mpan = a.mpan AND c.day > a.appt_from AND c.day <= a.appt_to
 ), pieces AS (
-    SELECT mpan, participant, role, segment, domestic, transaction_id, cut AS eff_from,
+    SELECT mpan, participant, role, segment, transaction_id, cut AS eff_from,
            coalesce(CAST(lead(cut) OVER (PARTITION BY mpan, participant, role, appt_from ORDER BY cut)
                          - INTERVAL 1 DAY AS DATE), appt_to) AS eff_to
     FROM cuts
 )
-SELECT p.mpan, p.participant, p.role, p.eff_from, p.eff_to, p.segment, e.energisation, p.domestic,
+SELECT p.mpan, p.participant, p.role, p.eff_from, p.eff_to, p.segment, e.energisation, d.domestic,
        c.consent, p.transaction_id
 FROM pieces p
 ASOF LEFT JOIN energisation e ON p.mpan = e.mpan AND p.eff_from >= e.day
 ASOF LEFT JOIN consent c ON p.mpan = c.mpan AND p.eff_from >= c.day
+ASOF LEFT JOIN domestic d ON p.mpan = d.mpan AND p.eff_from >= d.day
 WHERE p.eff_from <= p.eff_to
 """
 

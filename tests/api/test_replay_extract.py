@@ -189,6 +189,7 @@ def test_supplier_sees_only_its_own_mpans(
 
 def test_every_access_is_audited(client: TestClient, api_settings: ApiSettings) -> None:
     client.get("/v1/events", params={"interface": "IF-047"}, headers=bearer(api_settings, "LSSV", "LSS"))
+    client.get(f"/v1/replays/{TOPIC}", params={"limit": 5}, headers=bearer(api_settings, "MDSV", "MDS"))
     resp = client.get("/v1/audit", headers=bearer(api_settings, "AUDT", "auditor", ["audit"]))
     assert resp.status_code == 200, resp.text
     log = resp.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -59,18 +60,35 @@ def test_supplier_registration_rows_are_its_own(
 
 
 def _oracle(api_lake: LakehouseSettings, keep: object, min_mpans: int) -> dict[tuple, tuple[int, object]]:  # type: ignore[type-arg]
-    """Expected (day, quantity, distributor) -> (MPAN count, kWh), computed from the table directly."""
-    from collections import defaultdict
-    from decimal import Decimal
+    """Expected (day, quantity, distributor) -> (MPAN count, kWh), from the raw IF-021 events, independently.
 
+    Each half hour counts once: the version of the newest transaction (sender timestamp, then offset).
+    """
+    from collections import defaultdict
+    from decimal import ROUND_HALF_UP, Decimal
+
+    import orjson
+
+    newest: dict[tuple, tuple] = {}  # type: ignore[type-arg]
+    events = read_table(api_lake, "events", ["interface_id", "offset", "value"]).to_pylist()
+    for e in events:
+        if e["interface_id"] != "IF-021":
+            continue
+        doc = orjson.loads(e["value"])
+        mpan, body = doc["CommonBlock"]["M0"]["MPANCore"], doc["CustomBlock"]
+        version = (doc["CommonBlock"]["S1"]["senderTimestamp"], e["offset"])
+        for p in body["periods"]:
+            key = (mpan, body["measurementQuantityID"], p["settlementPeriodEffectiveToDateTime"])
+            if key not in newest or newest[key][0] < version:
+                newest[key] = (version, body["utcSettlementDate"], p["consumption"])
     mpans: dict[tuple, set[str]] = defaultdict(set)  # type: ignore[type-arg]
     kwh: dict[tuple, Decimal] = defaultdict(Decimal)  # type: ignore[type-arg]
-    for r in read_table(api_lake, "consumption").to_pylist():
-        if not keep(r["mpan"]):  # type: ignore[operator]
+    for (mpan, quantity, _), (_, day, value) in newest.items():
+        if not keep(mpan):  # type: ignore[operator]
             continue
-        key = (r["utc_settlement_date"], r["measurement_quantity"], r["mpan"][:2])
-        mpans[key].add(r["mpan"])
-        kwh[key] += r["consumption_kwh"] or Decimal(0)
+        key = (date.fromisoformat(day), quantity, mpan[:2])
+        mpans[key].add(mpan)
+        kwh[key] += Decimal(str(value)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
     return {k: (len(v), kwh[k]) for k, v in mpans.items() if len(v) >= min_mpans}
 
 

@@ -13,7 +13,15 @@ from ingest.settings import IngestSettings
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import EVENTS, QUARANTINE
-from tests.support.kafka import assert_exactly_once, ingest_env, publish_market, spawn_ingest
+from tests.support.kafka import (
+    assert_exactly_once,
+    free_port,
+    ingest_env,
+    kafka_inventory,
+    publish_market,
+    spawn_ingest,
+    wait_until_consumed,
+)
 
 
 def _worker(bootstrap: str, lake: LakehouseSettings, group: str, **kw: object) -> IngestWorker:
@@ -114,20 +122,26 @@ def test_sigterm_commits_the_batch_in_hand_and_exits_zero(
     kafka_bootstrap: str, broker_settings: IngestSettings, lake: LakehouseSettings, tmp_path: Path
 ) -> None:
     publish_market(kafka_bootstrap, broker_settings, mpans=60, days=1, seed=55)
+    on_broker = len(kafka_inventory(kafka_bootstrap, broker_settings)[0])
+    port = free_port()
     env = ingest_env(
         kafka_bootstrap,
         lake,
         f"term-{uuid.uuid4().hex[:6]}",
         MHHS_BATCH_MAX_SECONDS="3600",
         MHHS_BATCH_MAX_RECORDS="10000000",
+        MHHS_BATCH_MAX_BYTES=str(1 << 40),
+        MHHS_METRICS_PORT=str(port),
     )
     log = tmp_path / "ingest.log"
     proc = spawn_ingest(env, until_idle=600, log=log)
-    time.sleep(12)
+    # wait until the worker holds every record on the broker in its (uncommitted) batch, however long that takes
+    wait_until_consumed(port, on_broker, proc, timeout_s=300)
+    assert read_table(lake, EVENTS, ["offset"]).num_rows == 0  # nothing was due by size or time
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
     landed = read_table(lake, EVENTS, ["offset"]).num_rows + read_table(lake, QUARANTINE, ["offset"]).num_rows
-    assert landed > 0  # nothing was due by size or time: only SIGTERM committed it
+    assert landed == on_broker  # only SIGTERM committed it, all of it
     assert_exactly_once(kafka_bootstrap, broker_settings, lake)
 
 
@@ -138,7 +152,7 @@ def test_ingest_refines_the_typed_tables_as_it_goes(
     from lakehouse.refine import refine_consumption
     from lakehouse.tables import CONSUMPTION, REGISTRATION
 
-    publish_market(kafka_bootstrap, broker_settings, mpans=60, days=1, seed=33)
+    publish_market(kafka_bootstrap, broker_settings, mpans=60, days=1, seed=34)
     refining = lake.model_copy(update={"refine_every_commits": 1})
     # the session's broker also holds earlier tests' records: large batches keep the commits (and refines) few
     worker = _worker(kafka_bootstrap, refining, f"refine-{uuid.uuid4().hex[:6]}", batch_max_records=5000)

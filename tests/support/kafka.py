@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -94,3 +97,31 @@ def spawn_ingest(env: dict[str, str], until_idle: float, log: Path) -> subproces
         stdout=subprocess.DEVNULL,
         stderr=log.open("ab"),
     )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def consumed_so_far(port: int) -> int | None:
+    """Records an ingest worker has read from Kafka, from its Prometheus endpoint (None: not up yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("mhhs_ingest_records_consumed_total")))  # fmt: skip
+
+
+def wait_until_consumed(port: int, records: int, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Block until the worker behind ``port`` has read at least ``records`` records (or fail the test)."""
+    deadline = time.monotonic() + timeout_s
+    while (consumed_so_far(port) or 0) < records:
+        assert proc.poll() is None, "the ingest worker exited early"
+        assert time.monotonic() < deadline, f"the worker read {consumed_so_far(port)} of {records} records"
+        time.sleep(0.5)

@@ -11,6 +11,7 @@ from ingest.kafka_client import PolledRecords
 from ingest.validate import RecordValidator
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
+from market.messages import SimRecord
 from market.simulation import Simulation, SimulationParams
 
 GROUP = "test-group"
@@ -19,10 +20,24 @@ GROUP = "test-group"
 def simulated_batches(batches: int, per_batch: int, seed: int = 3) -> list[tuple[pa.Table, pa.Table, dict]]:
     """Decoded batches of a simulated market, with Kafka coordinates assigned in publication order."""
     sim = Simulation(SimulationParams(mpans=80, days=2, start=date(2026, 3, 28), seed=seed, malformed_rate=0.01))
-    records = list(sim.records())
-    next_offset: dict[tuple[str, int], int] = {}
+    return decoded_batches(list(sim.records()), batches, per_batch)
+
+
+def decoded_batches(
+    records: list[SimRecord],
+    batches: int,
+    per_batch: int,
+    next_offset: dict[tuple[str, int], int] | None = None,
+    validator: RecordValidator | None = None,
+) -> list[tuple[pa.Table, pa.Table, dict]]:
+    """``records`` decoded as ingest would, in batches, with offsets assigned per (topic, key-derived partition).
+
+    ``next_offset`` carries on the numbering of earlier batches (it is updated); ``validator`` may be
+    a looser one, to land records an older contract accepted.
+    """
+    next_offset = {} if next_offset is None else next_offset
     out = []
-    validator = RecordValidator(1 << 20)
+    validator = validator or RecordValidator(1 << 20)
     for b in range(batches):
         chunk = records[b * per_batch : (b + 1) * per_batch]
         if not chunk:
