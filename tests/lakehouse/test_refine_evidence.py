@@ -65,7 +65,9 @@ def test_values_beyond_the_decimal_are_refined_with_their_evidence(
     refine_consumption(catalog, lake)  # and again: nothing fails, nothing twice
     rows = read_table(lake, CONSUMPTION).to_pylist()
     ours = {huge.transaction_id, fine.transaction_id}
-    by_txn = {(r["transaction_id"], r["refine_flag"]): r for r in rows if r["refine_flag"] and r["transaction_id"] in ours}
+    by_txn = {
+        (r["transaction_id"], r["refine_flag"]): r for r in rows if r["refine_flag"] and r["transaction_id"] in ours
+    }
     assert set(by_txn) == {(huge.transaction_id, "out_of_range"), (fine.transaction_id, "excess_precision")}
     big = by_txn[(huge.transaction_id, "out_of_range")]
     assert big["consumption_kwh"] is None and float(big["consumption_raw"]) == 1e12
