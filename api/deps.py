@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Security
@@ -14,6 +14,7 @@ from api.errors import ApiError
 from api.formats import Format
 from api.services import Services
 from api.services.extracts import ExtractFilters
+from contract.identifiers import is_ascii_digits
 
 bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT (sub, role, scope)")
 
@@ -57,8 +58,26 @@ def extract_filters(
     tag: Annotated[str | None, Query(max_length=200)] = None,
     format: Annotated[Format, Query()] = "ndjson",
 ) -> ExtractFilters:
-    """The filters and pin every extract endpoint accepts."""
+    """The filters and pin every extract endpoint accepts, checked (400 rather than an empty answer)."""
+    check_dates(date_from, date_to)
+    bad = [m for m in mpans or () if len(m) != 13 or not is_ascii_digits(m)]
+    if bad:
+        raise ApiError(400, "invalid_mpan", f"an MPAN core is 13 digits: {', '.join(repr(m) for m in bad[:5])}")
+    if as_of is not None:
+        when = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        if when > datetime.now(UTC):
+            raise ApiError(400, "as_of_in_future", f"as_of {as_of.isoformat()} is in the future (omit it: latest)")
     return ExtractFilters(date_from, date_to, tuple(mpans or ()), tuple(columns or ()), snapshot_id, as_of, tag, format)
+
+
+def check_dates(date_from: date | None, date_to: date | None) -> None:
+    """Refuse a date range that ends before it starts.
+
+    Raises:
+        ApiError: 400 ``invalid_dates``.
+    """
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise ApiError(400, "invalid_dates", f"date_from {date_from} is after date_to {date_to}")
 
 
 FiltersDep = Annotated[ExtractFilters, Depends(extract_filters)]

@@ -22,7 +22,7 @@ from lakehouse.history import SnapshotInfo, list_snapshots, resolve_snapshot
 from lakehouse.offsets import TP, snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
 from lakehouse.settings import LakehouseSettings
-from lakehouse.tables import CONSUMPTION, EVENTS, ensure_table
+from lakehouse.tables import CONSUMPTION, EVENTS, QUARANTINE, ensure_table
 from lakehouse.writer import append_rows
 
 
@@ -43,6 +43,7 @@ class Store:
         self._catalog = catalog or open_catalog(settings)
         self._tables: dict[str, Table] = {}
         self._lock = threading.Lock()
+        self._first_offsets: dict[str, tuple[int | None, int | None, dict[int, int]]] = {}
 
     def table(self, name: str) -> Table:
         """The table ``name`` at its latest metadata (created on first use)."""
@@ -108,12 +109,58 @@ class Store:
             dates.setdefault(part["topic"], []).append(part["settlement_date"])
         return {t: TopicInventory(n, min(dates[t]), max(dates[t])) for t, n in rows.items()}
 
+    def first_offsets(self, topic: str, events_snapshot: int | None, quarantine_snapshot: int | None) -> dict[int, int]:
+        """The first offset the store holds per partition of ``topic`` (events and quarantine together).
+
+        Offsets below it were never landed (Kafka had dropped them before ingest read the topic).
+        Computed once per topic and kept while both tables only grow by appends (or compaction).
+        """
+        with self._lock:
+            cached = self._first_offsets.get(topic)
+        if cached is not None and self._appends_only(EVENTS, cached[0], events_snapshot) and self._appends_only(
+            QUARANTINE, cached[1], quarantine_snapshot
+        ):
+            return cached[2]
+        out: dict[int, int] = {}
+        for name, snap in ((EVENTS, events_snapshot), (QUARANTINE, quarantine_snapshot)):
+            if snap is None:
+                continue
+            rows = read_events(self.table(name), EventQuery(topics=(topic,)), ("partition", "offset"), snap)
+            if rows.num_rows:
+                first = rows.group_by("partition").aggregate([("offset", "min")])
+                for p, m in zip(first["partition"].to_pylist(), first["offset_min"].to_pylist(), strict=True):
+                    out[p] = min(out.get(p, m), m)
+        with self._lock:
+            self._first_offsets[topic] = (events_snapshot, quarantine_snapshot, out)
+        return out
+
+    def _appends_only(self, name: str, since: int | None, until: int | None) -> bool:
+        """True when every snapshot after ``since`` up to ``until`` only added rows (append, or a replace)."""
+        if since == until:
+            return True
+        if since is None or until is None:
+            return False
+        table = self.table(name)
+        snap = table.metadata.snapshot_by_id(until)
+        while snap is not None and snap.snapshot_id != since:
+            op = snap.summary.operation.value if snap.summary is not None else "unknown"
+            if op not in ("append", "replace"):
+                return False
+            snap = table.metadata.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
+        return snap is not None
+
     # -- reads ----------------------------------------------------------------------------
     def read_events(
         self, query: EventQuery, columns: tuple[str, ...] | None, snapshot_id: int | None
     ) -> pa.Table:
         """Events matching ``query`` in one snapshot, at once."""
         return read_events(self.table(EVENTS), query, columns, snapshot_id)
+
+    def read_quarantine(
+        self, query: EventQuery, columns: tuple[str, ...] | None, snapshot_id: int | None
+    ) -> pa.Table:
+        """Quarantined records matching ``query``'s topics and offsets in one snapshot of the quarantine table."""
+        return read_events(self.table(QUARANTINE), query, columns, snapshot_id)
 
     def iter_events(
         self, query: EventQuery, snapshot_id: int | None, batch_rows: int, columns: tuple[str, ...] | None = None

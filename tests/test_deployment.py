@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from api.settings import ApiSettings
+from devstack.iceberg_rest import ICEBERG_REST_VERSION
+from devstack.settings import DevstackSettings
 from ingest.settings import IngestSettings
 from lakehouse.settings import LakehouseSettings
 
@@ -14,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _known() -> set[str]:
-    names = {f"MHHS_{n.upper()}" for cls in (IngestSettings, LakehouseSettings) for n in cls.model_fields}
+    classes = (IngestSettings, LakehouseSettings, DevstackSettings)
+    names = {f"MHHS_{n.upper()}" for cls in classes for n in cls.model_fields}
     names |= {f"MHHS_API_{n.upper()}" for n in ApiSettings.model_fields}
     return names
 
@@ -38,3 +44,25 @@ def test_compose_runs_ingest_and_api_from_the_repository_image() -> None:
     assert doc["services"]["api"]["command"][0] == "serve"
     for needed in ("kafka", "minio", "iceberg-rest"):
         assert needed in doc["services"]
+
+
+def test_every_image_is_pinned_and_kafka_is_the_local_broker_release() -> None:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    images = {name: s["image"] for name, s in doc["services"].items() if "image" in s}
+    assert images, "compose runs no images"
+    for name, image in images.items():
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and tag != "latest", f"{name}: {image} is not pinned"
+    assert images["kafka"] == f"apache/kafka:{DevstackSettings().kafka_version}"
+    assert images["iceberg-rest"] == f"apache/iceberg-rest-fixture:{ICEBERG_REST_VERSION}"
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed")
+def test_docker_compose_accepts_the_file_without_an_engine() -> None:
+    proc = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr

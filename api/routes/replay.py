@@ -58,8 +58,18 @@ def replay(
     to_offsets: Annotated[str | None, Query(examples=["0:500"], max_length=4000)] = None,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 10_000,
     cursor: Annotated[str | None, Query(max_length=8000)] = None,
+    include_quarantined: Annotated[
+        bool, Query(description="also list the offsets of quarantined records (the default: every offset accounted)")
+    ] = True,
 ) -> StreamingResponse:
-    """Everything a consumer missed, from its offsets or a time, with the positions to resume Kafka."""
+    """Everything a consumer missed, from its offsets or a time, with the positions to resume Kafka.
+
+    Lines in (partition, offset) order: ``{"type": "event", ...}`` for each event the caller is entitled
+    to, ``{"type": "quarantined", "partition", "offset", "kafka_timestamp", "error_code", "error_reason"}``
+    for each technically invalid record (with its raw ``value`` for auditors and admins), then one end
+    line counting both, the events withheld by entitlement, the partitions whose start lies below the
+    store's first offset (``not_retained``), ``resume_offsets`` and ``next_cursor``.
+    """
     if from_offsets and from_time:
         raise ApiError(400, "conflicting_start", "give from_offsets or from_time, not both")
     page = services.replay.page(
@@ -70,6 +80,7 @@ def replay(
         parse_offsets(to_offsets, "to_offsets"),
         min(limit, services.api.max_page_size),
         cursor,
+        include_quarantined,
     )
     filters = {
         "from_offsets": from_offsets,
@@ -77,17 +88,30 @@ def replay(
         "to_offsets": to_offsets,
         "limit": limit,
         "cursor": bool(cursor),
+        "include_quarantined": include_quarantined,
     }
     record = AccessRecord(principal, f"/v1/replays/{topic}", filters, snapshot_id=page.snapshot_id)
 
+    quarantined = 0
+
     def lines() -> Iterator[bytes]:
-        for table in page.batches(first=64, rest=services.api.batch_rows):
+        nonlocal quarantined
+        for kind, table in page.pieces(first=64, rest=services.api.batch_rows):
             if table.num_rows:
-                record.rows += table.num_rows
-                yield ndjson_lines(table.combine_chunks().to_batches()[0], "event")
+                if kind == "event":
+                    record.rows += table.num_rows
+                else:
+                    quarantined += table.num_rows
+                yield ndjson_lines(table.combine_chunks().to_batches()[0], kind)
 
     def end(rec: AccessRecord) -> bytes:
-        resume = {str(p): n for p, n in sorted(page.resume_offsets.items())}
-        return ndjson_end(rec, resume_offsets=resume, next_cursor=page.next_cursor)
+        return ndjson_end(
+            rec,
+            quarantined=quarantined,
+            withheld=page.withheld,
+            not_retained={str(p): n for p, n in sorted(page.not_retained.items())},
+            resume_offsets={str(p): n for p, n in sorted(page.resume_offsets.items())},
+            next_cursor=page.next_cursor,
+        )
 
     return audited_stream(services.audit, record, lines(), "application/x-ndjson", end)

@@ -7,15 +7,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from access.guard import AccessGuard
-from access.principal import ALL_ROWS, Principal
+from access.principal import ALL_ROWS, RAW_BYTES_ROLES, Principal
 from api.services.cursor import CursorSigner
 from api.services.errors import InvalidRequestError, NotFoundError
+from contract.quarantine import ERROR_CODES
 from contract.topics import TopicCatalogue, load_topic_catalogue
 from lakehouse.query import EventQuery
 from lakehouse.store import Store
-from lakehouse.tables import EVENTS
+from lakehouse.tables import EVENTS, QUARANTINE
 
 REPLAY_COLUMNS = (
     "topic",
@@ -33,28 +35,83 @@ REPLAY_COLUMNS = (
 )
 
 
+QUARANTINE_COLUMNS = (
+    "topic",
+    "partition",
+    "offset",
+    "kafka_timestamp",
+    "key",
+    "value",
+    "error_code",
+    "error_reason",
+    "transaction_id",
+    "interface_id",
+)
+
+
 @dataclass
 class ReplayPage:
-    """One page of a replay: its rows, masked batch by batch as they are sent, and how to go on."""
+    """One page of a replay: its events and quarantined records in (partition, offset) order, and how to go on.
+
+    ``visible`` are the entitled events (masked batch by batch as they are sent), ``quarantined`` the
+    malformed records of the same range (raw bytes only for roles allowed them), ``withheld`` how many
+    events of the range the caller is not entitled to, ``not_retained`` the partitions whose requested
+    start lies below the first offset the store holds (with that offset).
+    """
 
     snapshot_id: int | None
-    visible: pa.Table  # entitled, not yet masked
+    visible: pa.Table  # entitled, not yet masked, sorted by (partition, offset)
+    quarantined: pa.Table  # sorted by (partition, offset)
     resume_offsets: dict[int, int]
     next_cursor: str | None
     mask: Callable[[pa.Table], pa.Table]
+    withheld: int = 0
+    not_retained: dict[int, int] = field(default_factory=dict)
+    quarantine_snapshot_id: int | None = None
 
-    def batches(self, first: int, rest: int) -> Iterator[pa.Table]:
-        """Masked batches: a small first one (the first byte goes out early), then ``rest`` rows each."""
-        start = 0
+    def pieces(self, first: int, rest: int) -> Iterator[tuple[str, pa.Table]]:
+        """("event", masked rows) and ("quarantined", rows) in (partition, offset) order.
+
+        Runs of events come in batches of ``first`` rows, then ``rest`` (the first byte goes out early).
+        """
+        keys = pa.concat_tables(
+            [
+                pa.table(
+                    {
+                        "partition": pc.cast(t["partition"], pa.int32()),
+                        "offset": pc.cast(t["offset"], pa.int64()),
+                        "kind": pa.array([kind] * t.num_rows, pa.int8()),
+                        "row": pa.array(range(t.num_rows), pa.int64()),
+                    }
+                )
+                for kind, t in ((0, self.visible), (1, self.quarantined))
+                if t.num_rows
+            ]
+            or [pa.table({"partition": pa.array([], pa.int32()), "kind": pa.array([], pa.int8())})]
+        )
+        if not keys.num_rows:
+            return
+        keys = keys.sort_by([("partition", "ascending"), ("offset", "ascending")])
+        kinds = keys["kind"].to_pylist()
+        rows = keys["row"].to_pylist()
         size = first
-        while start < self.visible.num_rows:
-            yield self.mask(self.visible.slice(start, size))
-            start += size
-            size = rest
+        start = 0
+        while start < len(kinds):
+            kind = kinds[start]
+            stop = start
+            while stop < len(kinds) and kinds[stop] == kind and (kind == 1 or stop - start < size):
+                stop += 1
+            lo, hi = rows[start], rows[stop - 1] + 1  # each table is sorted: a run is a contiguous slice
+            if kind == 0:
+                yield "event", self.mask(self.visible.slice(lo, hi - lo))
+                size = rest
+            else:
+                yield "quarantined", self.quarantined.slice(lo, hi - lo)
+            start = stop
 
     @property
     def rows(self) -> pa.Table:
-        """The whole page, masked (for callers that want it at once)."""
+        """The page's events, masked (for callers that want them at once)."""
         return self.mask(self.visible)
 
 
@@ -76,6 +133,7 @@ class ReplayService:
         to_offsets: dict[int, int] | None,
         limit: int,
         cursor: str | None,
+        include_quarantined: bool = True,
     ) -> ReplayPage:
         """One page of everything in ``topic`` from the given positions, pinned to one snapshot.
 
@@ -86,21 +144,25 @@ class ReplayService:
         spec = self._catalogue.by_name(topic)
         if spec is None:
             raise NotFoundError(f"no topic {topic!r}", "unknown_topic")
+        qsnap: int | None
         if cursor:
             state = self._cursors.verify(cursor)
             if state.get("topic") != topic or state.get("sub") != principal.subject:
                 raise InvalidRequestError("the cursor belongs to another replay", "invalid_cursor")
             snapshot_id = int(state["snap"]) if state.get("snap") is not None else None
+            qsnap = int(state["qsnap"]) if state.get("qsnap") is not None else None
             positions = {int(k): int(v) for k, v in state["pos"].items()}
             ends = {int(k): int(v) for k, v in (state.get("end") or {}).items()}
+            include_quarantined = bool(state.get("q", True))
         else:
             snapshot_id = self._store.resolve(EVENTS)
+            qsnap = self._store.resolve(QUARANTINE)
             ends = dict(to_offsets or {})
             positions = {p: 0 for p in range(spec.partitions)}
             if from_offsets:
                 positions.update(from_offsets)
             if from_time is not None:
-                positions = self._offsets_for_time(topic, snapshot_id, from_time, spec.partitions)
+                positions = self._offsets_for_time(topic, snapshot_id, qsnap, from_time, spec.partitions)
         held = {p: n for (t, p), n in self._store.held_offsets(snapshot_id).items() if t == topic}
         # read at most ``limit`` offsets per partition: a page never reads the rest of the topic
         windows = {p: (lo, min(lo + limit, ends.get(p, lo + limit), held.get(p, lo))) for p, lo in positions.items()}
@@ -110,12 +172,18 @@ class ReplayService:
             max_offset=max((hi for _, hi in windows.values()), default=0),
             partition_offsets=tuple((p, lo, hi) for p, (lo, hi) in sorted(windows.items())),
         )
-        rows = pa.table({})
+        events = pa.table({"partition": pa.array([], pa.int32()), "offset": pa.array([], pa.int64())})
+        quarantined = events
         if snapshot_id is not None and positions:
-            rows = self._store.read_events(query, REPLAY_COLUMNS, snapshot_id)
-            rows = rows.sort_by([("partition", "ascending"), ("offset", "ascending")])
-        truncated = rows.num_rows > limit
-        page = rows.slice(0, limit)
+            events = self._store.read_events(query, REPLAY_COLUMNS, snapshot_id)
+            if include_quarantined and qsnap is not None:
+                quarantined = self._store.read_quarantine(query, QUARANTINE_COLUMNS, qsnap)
+        keys = pa.concat_tables(
+            [t.select(["partition", "offset"]).cast(pa.schema([("partition", pa.int32()), ("offset", pa.int64())]))
+             for t in (events, quarantined)]
+        ).sort_by([("partition", "ascending"), ("offset", "ascending")])  # fmt: skip
+        truncated = keys.num_rows > limit
+        page = keys.slice(0, limit)
         new_pos = dict(positions)
         last_partition = None
         if page.num_rows:
@@ -125,14 +193,19 @@ class ReplayService:
             last_partition = page["partition"][page.num_rows - 1].as_py()
         for p, (_lo, hi) in windows.items():
             if not truncated or (last_partition is not None and p < last_partition):
-                new_pos[p] = max(new_pos[p], hi)  # every event of this window is in the page
+                new_pos[p] = max(new_pos[p], hi)  # every record of this window is in the page
         targets = {p: min(held.get(p, new_pos[p]), ends.get(p, held.get(p, new_pos[p]))) for p in new_pos}
         more = truncated or any(new_pos[p] < targets[p] for p in new_pos)
         if not more:  # everything in the snapshot read: resume where the store stands
             for p in new_pos:
                 new_pos[p] = max(new_pos[p], targets[p])
+        in_page = {p: (positions[p], new_pos[p]) for p in positions}
+        events_page = _within(events, in_page).sort_by([("partition", "ascending"), ("offset", "ascending")])
+        quarantined_page = _within(quarantined, in_page).sort_by([("partition", "ascending"), ("offset", "ascending")])
         entitlement = self._guard.entitlement(principal, snapshot_id)
-        visible = page if principal.role in ALL_ROWS or not page.num_rows else entitlement(page)
+        visible = events_page if principal.role in ALL_ROWS or not events_page.num_rows else entitlement(events_page)
+        first = self._store.first_offsets(topic, snapshot_id, qsnap) if snapshot_id is not None else {}
+        not_retained = {p: first[p] for p, lo in positions.items() if p in first and lo < first[p]}
         next_cursor = None
         if more:
             next_cursor = self._cursors.sign(
@@ -140,6 +213,8 @@ class ReplayService:
                     "topic": topic,
                     "sub": principal.subject,
                     "snap": snapshot_id,
+                    "qsnap": qsnap,
+                    "q": include_quarantined,
                     "pos": {str(k): v for k, v in new_pos.items()},
                     "end": {str(k): v for k, v in ends.items()},
                 }
@@ -147,20 +222,68 @@ class ReplayService:
         return ReplayPage(
             snapshot_id,
             visible,
+            _quarantine_lines(quarantined_page, principal),
             new_pos,
             next_cursor,
             lambda t: self._guard.mask(t, principal, entitlement),
+            withheld=events_page.num_rows - visible.num_rows,
+            not_retained=not_retained,
+            quarantine_snapshot_id=qsnap,
         )
 
-    def _offsets_for_time(self, topic: str, snapshot_id: int | None, at: datetime, partitions: int) -> dict[int, int]:
-        """Like Kafka's offsetsForTimes: the first offset per partition with timestamp >= ``at``."""
+    def _offsets_for_time(
+        self, topic: str, snapshot_id: int | None, qsnap: int | None, at: datetime, partitions: int
+    ) -> dict[int, int]:
+        """Like Kafka's offsetsForTimes: the first offset per partition with timestamp >= ``at`` (any record)."""
         held = {p: n for (t, p), n in self._store.held_offsets(snapshot_id).items() if t == topic}
         out = {p: held.get(p, 0) for p in range(partitions)}
         if snapshot_id is None:
             return out
-        rows = self._store.read_events(EventQuery(topics=(topic,), since=at), ("partition", "offset"), snapshot_id)
-        if rows.num_rows:
-            first = rows.group_by("partition").aggregate([("offset", "min")])
-            for p, m in zip(first["partition"].to_pylist(), first["offset_min"].to_pylist(), strict=True):
-                out[p] = m
-        return out
+        query = EventQuery(topics=(topic,), since=at)
+        found = [self._store.read_events(query, ("partition", "offset"), snapshot_id)]
+        if qsnap is not None:
+            found.append(self._store.read_quarantine(query, ("partition", "offset"), qsnap))
+        firsts: dict[int, int] = {}
+        for rows in found:
+            if rows.num_rows:
+                first = rows.group_by("partition").aggregate([("offset", "min")])
+                for p, m in zip(first["partition"].to_pylist(), first["offset_min"].to_pylist(), strict=True):
+                    firsts[p] = min(m, firsts.get(p, m))
+        return {**out, **firsts}
+
+
+def _within(rows: pa.Table, ranges: dict[int, tuple[int, int]]) -> pa.Table:
+    """The rows whose (partition, offset) lies in ``ranges[partition]`` = [from, to)."""
+    if rows.num_rows == 0:
+        return rows
+    keep = pa.array([False] * rows.num_rows)
+    for p, (lo, hi) in ranges.items():
+        inside = pc.and_(
+            pc.equal(rows["partition"], p),
+            pc.and_(pc.greater_equal(rows["offset"], lo), pc.less(rows["offset"], hi)),
+        )
+        keep = pc.or_(keep, inside)
+    return rows.filter(keep)
+
+
+def _quarantine_lines(rows: pa.Table, principal: Principal) -> pa.Table:
+    """Quarantined records as a caller may see them: coordinates and code always; raw bytes and reasons only
+    for roles allowed unmasked bytes (malformed bytes cannot be masked, and a reason may quote them)."""
+    if rows.num_rows == 0:
+        return pa.table({})
+    out = {
+        "partition": rows["partition"],
+        "offset": rows["offset"],
+        "kafka_timestamp": rows["kafka_timestamp"],
+        "error_code": rows["error_code"],
+        "interface_id": rows["interface_id"],
+    }
+    if principal.role in RAW_BYTES_ROLES:
+        out["error_reason"] = rows["error_reason"]
+        out["transaction_id"] = rows["transaction_id"]
+        out["key"] = rows["key"]
+        out["value"] = rows["value"]
+    else:
+        described = [ERROR_CODES.get(c, c) for c in rows["error_code"].to_pylist()]
+        out["error_reason"] = pa.array(described, pa.large_string())
+    return pa.table(out)

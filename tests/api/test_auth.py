@@ -177,3 +177,19 @@ def test_rs256_needs_exactly_one_key_source(tmp_path) -> None:  # type: ignore[n
         ApiSettings(jwt_algorithm="RS256", dev_mode=True)
     with pytest.raises(ValueError, match="MASK_SECRET"):
         ApiSettings(jwt_algorithm="RS256", jwt_jwks_url="file:///nowhere.json")
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/consumption", "/v1/registration", "/v1/consumption/aggregate"])
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"date_from": "2026-03-29", "date_to": "2026-03-28"}, "invalid_dates"),
+        ({"mpans": "12345"}, "invalid_mpan"),
+        ({"mpans": "\uff12\uff14" + "\uff19" * 10 + "\uff11"}, "invalid_mpan"),  # full-width digits are not ASCII
+        ({"as_of": "2999-01-01T00:00:00Z"}, "as_of_in_future"),
+    ],
+)
+def test_inputs_that_cannot_match_are_400_not_an_empty_200(
+    client: TestClient, api_settings: ApiSettings, path: str, params: dict[str, str], code: str
+) -> None:
+    _assert_problem(client.get(path, params=params, headers=bearer(api_settings, "MDSV", "MDS")), 400, code)

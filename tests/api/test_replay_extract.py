@@ -27,7 +27,7 @@ TOPIC = "mhhs.consumption.if-021"
 
 def _lines(text: str) -> tuple[list[dict], dict]:  # type: ignore[type-arg]
     docs = [orjson.loads(line) for line in text.splitlines() if line]
-    return [d for d in docs if d.get("type") != "end"], docs[-1]
+    return [d for d in docs if d.get("type") == "event"], docs[-1]
 
 
 def test_replay_pages_return_every_event_once_in_order_from_one_snapshot(
@@ -35,6 +35,7 @@ def test_replay_pages_return_every_event_once_in_order_from_one_snapshot(
 ) -> None:
     headers = bearer(api_settings, "MDSV", "MDS")
     seen: list[tuple[int, int]] = []
+    quarantined: list[tuple[int, int]] = []
     snapshots = set()
     params: dict[str, object] = {"limit": 37}
     while True:
@@ -42,6 +43,8 @@ def test_replay_pages_return_every_event_once_in_order_from_one_snapshot(
         assert resp.status_code == 200, resp.text
         events, end = _lines(resp.text)
         seen += [(e["partition"], e["offset"]) for e in events]
+        quarantined += [(d["partition"], d["offset"]) for d in map(orjson.loads, resp.text.splitlines())
+                        if d["type"] == "quarantined"]  # fmt: skip
         snapshots.add(end["snapshot_id"])
         if not end["next_cursor"]:
             break
@@ -56,6 +59,8 @@ def test_replay_pages_return_every_event_once_in_order_from_one_snapshot(
     )
     assert seen == expected
     assert len(snapshots) == 1
+    q = read_table(api_lake, "quarantine", ["topic", "partition", "offset"]).to_pylist()
+    assert sorted(quarantined) == sorted((r["partition"], r["offset"]) for r in q if r["topic"] == TOPIC)
     # the replay ends where the store stands: Kafka resumes after everything landed (quarantine too)
     held = committed_offsets(ensure_table(open_catalog(api_lake), api_lake, EVENTS), GROUP)
     resume = {int(p): n for p, n in end["resume_offsets"].items()}
