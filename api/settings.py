@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"
@@ -14,7 +14,7 @@ DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"
 class ApiSettings(BaseSettings):
     """Frozen API configuration; build once at the entry point and pass it down."""
 
-    model_config = SettingsConfigDict(env_prefix="MHHS_API_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MHHS_API_", frozen=True, extra="ignore", populate_by_name=True)
 
     dev_mode: bool = Field(default=False, description="allow the built-in development secret")
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
@@ -31,6 +31,11 @@ class ApiSettings(BaseSettings):
     policy_file: Path | None = Field(default=None, description="masking policy (default: the shipped one)")
     max_page_size: int = Field(default=10_000, ge=1)
     batch_rows: int = Field(default=2_000, ge=1, description="rows per streamed Arrow batch")
+    quality_docs_dir: Path = Field(
+        default=Path("var/quality/data_docs"),
+        validation_alias=AliasChoices("MHHS_QUALITY_DOCS_DIR", "MHHS_API_QUALITY_DOCS_DIR"),
+        description="the Data Docs site `mhhs quality run` builds (MHHS_QUALITY_DOCS_DIR), served to auditors",
+    )
     aggregate_min_mpans: int = Field(
         default=5, ge=1, description="consumption aggregates over fewer MPANs than this are left out"
     )

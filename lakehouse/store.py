@@ -6,24 +6,38 @@ table and snapshot questions by table name; pyiceberg objects stay inside the la
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, In, LessThanOrEqual
 from pyiceberg.table import Table
 
 from lakehouse.catalog import open_catalog
-from lakehouse.current import Versions, iter_latest_consumption
+from lakehouse.current import EPOCH, Versions, iter_latest_consumption
 from lakehouse.errors import CatalogUnavailableError
 from lakehouse.history import SnapshotInfo, list_snapshots, resolve_snapshot
 from lakehouse.offsets import TP, snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
+from lakehouse.read import arrow_schema, partition_values, plan_files, scan_files
 from lakehouse.settings import LakehouseSettings
+from lakehouse.storage import filesystem_for_paths
 from lakehouse.tables import CONSUMPTION, EVENTS, QUARANTINE, ensure_table
 from lakehouse.writer import append_rows
+
+DATE_COLUMN = {
+    "events": "settlement_date",
+    "consumption": "utc_settlement_date",
+    "quality_findings": "utc_settlement_date",
+    "quality_runs": "utc_settlement_date",
+    "completeness": "utc_settlement_date",
+}
+"""The settlement-date partition column of each date-partitioned table."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +200,54 @@ class Store:
         if name == CONSUMPTION and versions == "latest":
             return iter_latest_consumption(self.table(name), date_from, date_to, mpans, snapshot_id, batch_rows)
         return iter_typed_batches(self.table(name), name, date_from, date_to, mpans, snapshot_id, batch_rows)
+
+    def date_dataset(
+        self,
+        name: str,
+        date_from: date,
+        date_to: date,
+        snapshot_id: int | None,
+        topics: tuple[str, ...] = (),
+        columns: tuple[str, ...] | None = None,
+    ) -> tuple[ds.Dataset | pa.Table, str]:
+        """The rows of ``name`` with a settlement date in [date_from, date_to] (and ``topics``), lazily.
+
+        Returns an Arrow dataset over exactly the data files Iceberg plans for those partitions (a DuckDB
+        or Arrow reader then streams it), and a fingerprint of those files: it changes when the data does.
+        Tables whose files carry deletes are read at once instead (the dataset could not apply them).
+        """
+        column = DATE_COLUMN[name]
+        terms: BooleanExpression = And(
+            GreaterThanOrEqual(term=column, value=date_from.isoformat()),  # type: ignore[arg-type]
+            LessThanOrEqual(term=column, value=date_to.isoformat()),  # type: ignore[arg-type]
+        )
+        if topics:
+            terms = And(terms, In(term="topic", values=topics))  # type: ignore[arg-type]
+        table = self.table(name)
+        schema = arrow_schema(table, snapshot_id)
+        if snapshot_id is None:
+            empty = schema.empty_table()
+            return (empty.select(list(columns)) if columns else empty), "empty"
+        tasks = plan_files(table, terms, snapshot_id)
+        fingerprint = hashlib.sha256("\n".join(t.file.file_path for t in tasks).encode()).hexdigest()[:16]
+        if any(t.delete_files for t in tasks):
+            rows, _ = scan_files(table, terms, None, columns, snapshot_id)
+            return rows, fingerprint
+        if not tasks:
+            empty = schema.empty_table()
+            return (empty.select(list(columns)) if columns else empty), fingerprint
+        fs, paths = filesystem_for_paths([t.file.file_path for t in tasks], table.io.properties)
+        return ds.dataset(paths, format="parquet", filesystem=fs, schema=schema), fingerprint
+
+    def settlement_dates(self, name: str, snapshot_id: int | None = None) -> list[date]:
+        """The settlement dates ``name`` holds rows for (from its partitions)."""
+        table = self.table(name)
+        if table.current_snapshot() is None:
+            return []
+        column = DATE_COLUMN[name]
+        position = [f.name for f in table.spec().fields].index(column)
+        days = {partition_values(t)[position] for t in plan_files(table, AlwaysTrue(), snapshot_id)}
+        return sorted(d if isinstance(d, date) else EPOCH + timedelta(days=int(str(d))) for d in days)
 
     def read(self, name: str, snapshot_id: int | None = None) -> pa.Table:
         """A whole (small) table at a snapshot; empty when the table has none."""

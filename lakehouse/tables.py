@@ -39,6 +39,9 @@ CONSUMPTION = "consumption"
 ACCESS_LOG = "access_log"
 REGISTRATION = "registration"
 REFINE_REJECTS = "refine_rejects"
+QUALITY_RUNS = "quality_runs"
+QUALITY_FINDINGS = "quality_findings"
+COMPLETENESS = "completeness"
 
 
 def _headers(first_id: int) -> ListType:
@@ -136,6 +139,7 @@ REGISTRATION_SCHEMA = Schema(
     NestedField(9, "domestic", BooleanType(), required=False),
     NestedField(10, "consent", StringType(), required=False),
     NestedField(11, "transaction_id", StringType(), required=False, doc="the confirming IF-036"),
+    NestedField(12, "participant_dip_id", StringType(), required=False, doc="the DIP ID of that MPID in that role"),
 )
 
 ACCESS_LOG_SCHEMA = Schema(
@@ -166,6 +170,58 @@ REFINE_REJECTS_SCHEMA = Schema(
     NestedField(9, "value_as_sent", StringType(), required=False, doc="the field as sent"),
     NestedField(10, "reason", StringType(), required=True, doc="stable code, e.g. invalid_period_end"),
     NestedField(11, "refined_at", TimestamptzType(), required=True),
+)
+
+
+QUALITY_RUNS_SCHEMA = Schema(
+    NestedField(1, "run_id", StringType(), required=True),
+    NestedField(2, "suite", StringType(), required=True),
+    NestedField(3, "utc_settlement_date", DateType(), required=True),
+    NestedField(4, "started_at", TimestamptzType(), required=True),
+    NestedField(5, "ended_at", TimestamptzType(), required=True),
+    NestedField(6, "events_snapshot_id", LongType(), required=False, doc="the snapshots validated"),
+    NestedField(7, "consumption_snapshot_id", LongType(), required=False),
+    NestedField(8, "registration_snapshot_id", LongType(), required=False),
+    NestedField(9, "evaluated", LongType(), required=True, doc="entities the suite validated"),
+    NestedField(10, "unexpected_by_rule", StringType(), required=True, doc='JSON {"rule": entities}'),
+    NestedField(11, "errors", LongType(), required=True),
+    NestedField(12, "warnings", LongType(), required=True),
+    NestedField(13, "success", BooleanType(), required=True, doc="no unexpected entity of any severity"),
+    NestedField(14, "fingerprint", StringType(), required=True, doc="what was validated (files and snapshots)"),
+)
+
+QUALITY_FINDINGS_SCHEMA = Schema(
+    NestedField(1, "run_id", StringType(), required=True),
+    NestedField(2, "suite", StringType(), required=True),
+    NestedField(3, "rule", IntegerType(), required=True, doc="DOMAIN.md's rule number"),
+    NestedField(4, "severity", StringType(), required=True, doc="error, warning, info or kpi"),
+    NestedField(5, "check", StringType(), required=True, doc="the expectation that found it"),
+    NestedField(6, "utc_settlement_date", DateType(), required=True),
+    NestedField(7, "mpan", StringType(), required=False),
+    NestedField(8, "measurement_quantity", StringType(), required=False),
+    NestedField(9, "participant", StringType(), required=False, doc="data service DIP ID, sender or MPID"),
+    NestedField(10, "transaction_id", StringType(), required=False),
+    NestedField(11, "observed", StringType(), required=False),
+    NestedField(12, "expected", StringType(), required=False),
+)
+
+COMPLETENESS_SCHEMA = Schema(
+    NestedField(1, "run_id", StringType(), required=True),
+    NestedField(2, "topic", StringType(), required=True),
+    NestedField(3, "utc_settlement_date", DateType(), required=True),
+    NestedField(4, "certified_at", TimestamptzType(), required=True),
+    NestedField(5, "events_snapshot_id", LongType(), required=False, doc="the snapshot the certificate describes"),
+    NestedField(6, "quarantine_snapshot_id", LongType(), required=False),
+    NestedField(7, "events", LongType(), required=True, doc="events of the topic on the date"),
+    NestedField(8, "quarantined", LongType(), required=True, doc="quarantined records of the topic (any date)"),
+    NestedField(9, "offset_gaps", StringType(), required=True, doc="JSON [[partition, from, to), ...] of the topic"),
+    NestedField(10, "gap_offsets", LongType(), required=True),
+    NestedField(11, "expected_channels", LongType(), required=False, doc="IF-021: MPAN x quantity due"),
+    NestedField(12, "missing_channels", LongType(), required=False),
+    NestedField(13, "missing", StringType(), required=False, doc='JSON [["mpan", "quantity"], ...]'),
+    NestedField(14, "late_arrivals", LongType(), required=True, doc="events landed over N days after the date"),
+    NestedField(15, "late_after_days", IntegerType(), required=True),
+    NestedField(16, "complete", BooleanType(), required=True, doc="no gap and nothing missing"),
 )
 
 
@@ -202,6 +258,9 @@ TABLES: dict[str, TableDef] = dict(
         _table(REGISTRATION, REGISTRATION_SCHEMA, ((2, "role"),), (1, 4)),
         _table(ACCESS_LOG, ACCESS_LOG_SCHEMA, ((1, "day"),), (2,)),
         _table(REFINE_REJECTS, REFINE_REJECTS_SCHEMA, ((1, "target"),), (2, 3, 4)),
+        _table(QUALITY_RUNS, QUALITY_RUNS_SCHEMA, ((3, "utc_settlement_date"),), (4,)),
+        _table(QUALITY_FINDINGS, QUALITY_FINDINGS_SCHEMA, ((6, "utc_settlement_date"),), (3, 7)),
+        _table(COMPLETENESS, COMPLETENESS_SCHEMA, ((3, "utc_settlement_date"),), (2,)),
     ]
 )
 

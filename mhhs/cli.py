@@ -16,6 +16,7 @@ from market import cli as market_cli
 from market.simulation import SimulationParams
 from mhhs.devbroker import LocalBrokerLocator, broker_app, ensure_broker
 from mhhs.logs import configure_logging
+from quality import cli as quality_cli
 
 app = typer.Typer(
     name="mhhs",
@@ -31,6 +32,7 @@ app.command("ingest")(ingest_cli.ingest_command)
 app.add_typer(lake_cli.lake_app, name="lake")
 app.add_typer(api_cli.token_app, name="token")
 app.command("serve")(api_cli.serve)
+app.add_typer(quality_cli.quality_app, name="quality")
 
 
 @app.callback()

@@ -43,5 +43,7 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    # kafka-python is chatty about every reconnect; its warnings are kept, its info is not
-    logging.getLogger("kafka").setLevel(max(numeric, logging.WARNING))
+    # kafka-python is chatty about every reconnect, Great Expectations about its own set-up: their
+    # warnings are kept, their info is not
+    for chatty in ("kafka", "great_expectations"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))

@@ -23,7 +23,7 @@ from lakehouse.current import Versions
 router = APIRouter(prefix="/v1", tags=["extract"])
 
 
-def _responses(description: str) -> dict[int | str, dict[str, Any]]:
+def extract_responses(description: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of an extract route: the rows in any format, or problem+json."""
     return {
         **problem_responses(400, 401, 403, 404),
@@ -50,7 +50,7 @@ def stream_extract(
     return audited_stream(services.audit, record, stream(counted(), schema, fmt, footer), MEDIA_TYPES[fmt], end)
 
 
-@router.get("/events", response_class=StreamingResponse, responses=_responses("the rows"))
+@router.get("/events", response_class=StreamingResponse, responses=extract_responses("the rows"))
 def events(
     principal: ExtractPrincipal,
     services: ServicesDep,
@@ -68,7 +68,7 @@ def events(
     "/consumption",
     response_class=StreamingResponse,
     summary="A filtered extract of the typed consumption table, masked and entitled",
-    responses=_responses("the rows"),
+    responses=extract_responses("the rows"),
 )
 def consumption(
     principal: ExtractPrincipal,
@@ -88,7 +88,7 @@ def consumption(
     "/registration",
     response_class=StreamingResponse,
     summary="A filtered extract of the typed registration table, masked and entitled",
-    responses=_responses("the rows"),
+    responses=extract_responses("the rows"),
 )
 def registration(principal: ExtractPrincipal, services: ServicesDep, filters: FiltersDep) -> StreamingResponse:
     """The typed registration table: appointment intervals with the state in force over each."""
@@ -96,7 +96,9 @@ def registration(principal: ExtractPrincipal, services: ServicesDep, filters: Fi
     return stream_extract(services, principal, "/v1/registration", filters.to_json(), extract, filters.format)  # type: ignore[arg-type]
 
 
-@router.get("/consumption/aggregate", response_class=StreamingResponse, responses=_responses("one row per group"))
+@router.get(
+    "/consumption/aggregate", response_class=StreamingResponse, responses=extract_responses("one row per group")
+)
 def consumption_aggregate(
     principal: ExtractPrincipal,
     services: ServicesDep,

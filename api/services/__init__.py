@@ -15,6 +15,7 @@ from api.services.audit import AuditLog
 from api.services.cursor import CursorSigner
 from api.services.discovery import DiscoveryService
 from api.services.extracts import ExtractService
+from api.services.quality import QualityService
 from api.services.replay import ReplayService
 from api.settings import ApiSettings
 from lakehouse.settings import LakehouseSettings
@@ -33,6 +34,7 @@ class Services:
     replay: ReplayService
     extracts: ExtractService
     aggregates: AggregateService
+    quality: QualityService
     audit: AuditLog
 
     def warm_up(self) -> None:
@@ -60,5 +62,6 @@ def build_services(api: ApiSettings, lake: LakehouseSettings) -> Services:
         replay=ReplayService(store, guard, cursors),
         extracts=ExtractService(store, guard, api.batch_rows),
         aggregates=AggregateService(store, guard, api.batch_rows, api.aggregate_min_mpans),
+        quality=QualityService(store, guard, api.batch_rows, api.quality_docs_dir),
         audit=AuditLog(store),
     )

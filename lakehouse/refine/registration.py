@@ -53,6 +53,7 @@ WITH src AS (
 ), conf AS (
     SELECT mpan, day AS eff_from, sent, transaction_id,
            json_extract_string(doc, '$.CustomBlock.supplierMPID') AS supplier,
+           json_extract_string(doc, '$.CustomBlock.supplierDIPID') AS supplier_dip,
            json_extract(doc, '$.CustomBlock.appointments') AS appts,
            json_extract_string(doc, '$.CustomBlock.segment') AS segment
     FROM src WHERE interface_id = 'IF-036'
@@ -60,11 +61,13 @@ WITH src AS (
     SELECT *, lead(eff_from) OVER (PARTITION BY mpan ORDER BY eff_from, sent) - INTERVAL 1 DAY AS next_minus_1
     FROM conf
 ), parties AS (
-    SELECT mpan, eff_from, next_minus_1, supplier AS participant, 'SUP' AS role, segment, transaction_id
+    SELECT mpan, eff_from, next_minus_1, supplier AS participant, supplier_dip AS participant_dip_id,
+           'SUP' AS role, segment, transaction_id
     FROM ordered
     UNION ALL
     SELECT mpan, eff_from, next_minus_1,
            json_extract_string(a, '$.serviceMPID') AS participant,
+           json_extract_string(a, '$.serviceDIPID') AS participant_dip_id,
            json_extract_string(a, '$.serviceRole') AS role,
            segment, transaction_id
     FROM ordered, unnest(CAST(appts AS JSON[])) AS t(a)
@@ -79,7 +82,7 @@ WITH src AS (
                            WHERE d.mpan = p.mpan AND d.participant = p.participant AND d.role = p.role
                              AND d.eff_to >= p.eff_from),
                           DATE '9999-12-31')) AS appt_to,
-           p.segment, p.transaction_id
+           p.segment, p.transaction_id, p.participant_dip_id
     FROM parties p
 ), states AS (
     SELECT mpan, day, sent,
@@ -103,13 +106,13 @@ WITH src AS (
     FROM appointed a JOIN (SELECT DISTINCT mpan, day FROM states) c
       ON c.mpan = a.mpan AND c.day > a.appt_from AND c.day <= a.appt_to
 ), pieces AS (
-    SELECT mpan, participant, role, segment, transaction_id, cut AS eff_from,
+    SELECT mpan, participant, participant_dip_id, role, segment, transaction_id, cut AS eff_from,
            coalesce(CAST(lead(cut) OVER (PARTITION BY mpan, participant, role, appt_from ORDER BY cut)
                          - INTERVAL 1 DAY AS DATE), appt_to) AS eff_to
     FROM cuts
 )
 SELECT p.mpan, p.participant, p.role, p.eff_from, p.eff_to, p.segment, e.energisation, d.domestic,
-       c.consent, p.transaction_id
+       c.consent, p.transaction_id, p.participant_dip_id
 FROM pieces p
 ASOF LEFT JOIN energisation e ON p.mpan = e.mpan AND p.eff_from >= e.day
 ASOF LEFT JOIN consent c ON p.mpan = c.mpan AND p.eff_from >= c.day
@@ -158,6 +161,7 @@ def _typed_rows(iv: pa.Table) -> pa.Table:
             "domestic": iv["domestic"],
             "consent": iv["consent"],
             "transaction_id": iv["transaction_id"],
+            "participant_dip_id": iv["participant_dip_id"],
         }
     )
     rows = pa.table({f.name: pc.cast(rows[f.name], f.type) for f in schema}).cast(schema)

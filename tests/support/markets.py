@@ -1,0 +1,32 @@
+"""Simulated markets landed straight into a private lake (no broker), refined, for quality and API tests."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from lakehouse.catalog import open_catalog
+from lakehouse.refine import refine_consumption, refine_registration
+from lakehouse.settings import LakehouseSettings
+from lakehouse.writer import LandingWriter
+from market.messages import SimRecord
+from market.simulation import Simulation, SimulationParams
+from tests.support.landing import GROUP, decoded_batches
+
+
+def simulated(
+    mpans: int, days: int, start: date, seed: int, business_fault_rate: float
+) -> tuple[Simulation, list[SimRecord]]:
+    """A simulation and its records (no malformed ones)."""
+    sim = Simulation(SimulationParams(mpans=mpans, days=days, start=start, seed=seed,
+                                      business_fault_rate=business_fault_rate, malformed_rate=0.0))  # fmt: skip
+    return sim, list(sim.records())
+
+
+def land_records(lake: LakehouseSettings, records: list[SimRecord], batches: int = 4) -> None:
+    """Land ``records`` in a few batches through the real writer, then refine both typed tables."""
+    writer = LandingWriter(lake)
+    for events, quarantine, offsets in decoded_batches(records, batches, len(records) // batches + 1):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    catalog = open_catalog(lake)
+    refine_consumption(catalog, lake)
+    refine_registration(catalog, lake)
