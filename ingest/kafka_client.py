@@ -81,9 +81,21 @@ def ensure_topics(bootstrap: str, api_version: tuple[int, ...], plans: Sequence[
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(new, timeout_ms=30000)
             admin.wait_for_topics([p.name for p in missing], timeout_ms=30000)
+            _wait_for_leaders(admin, [p.name for p in missing])
         return [p.name for p in missing]
     finally:
         admin.close()
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until every partition of ``topics`` has a leader (a producer then sends without retrying)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = admin.describe_topics(topics)
+        partitions = [p for t in described for p in t.get("partitions") or []]
+        if len(described) == len(topics) and partitions and all(p.get("leader", -1) >= 0 for p in partitions):
+            return
+        time.sleep(0.1)
 
 
 def end_offsets(bootstrap: str, api_version: tuple[int, ...], topics: Iterable[str]) -> dict[TP, int]:

@@ -43,9 +43,13 @@ def iceberg_scan_sql(table: Table, snapshot_id: int | None = None) -> str:
 def create_views(
     conn: duckdb.DuckDBPyConnection, tables: dict[str, Table], snapshots: dict[str, int | None] | None = None
 ) -> None:
-    """One view per table (named as the table), each pinned to its snapshot in ``snapshots``."""
+    """One view per table (named as the table), each pinned to its snapshot in ``snapshots``.
+
+    A table with no snapshot yet is an empty view with its columns, so queries over it still run.
+    """
     for name, table in tables.items():
         if table.current_snapshot() is None:
+            conn.register(name, table.schema().as_arrow().empty_table())
             continue
         snap = (snapshots or {}).get(name)
         conn.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {iceberg_scan_sql(table, snap)}')

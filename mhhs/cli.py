@@ -12,11 +12,15 @@ from api import cli as api_cli
 from ingest import cli as ingest_cli
 from ingest.settings import IngestSettings
 from lakehouse import cli as lake_cli
+from lakehouse.settings import LakehouseSettings
+from lakehouse.store import Store
 from market import cli as market_cli
 from market.simulation import SimulationParams
 from mhhs.devbroker import LocalBrokerLocator, broker_app, ensure_broker
 from mhhs.logs import configure_logging
 from quality import cli as quality_cli
+from quality.completeness import certify
+from quality.settings import QualitySettings
 
 app = typer.Typer(
     name="mhhs",
@@ -74,7 +78,7 @@ def demo(
     ingest_cli.print_topics(settings, bootstrap)
     err.rule("4. ingest: land every event exactly once, quarantine the malformed")
     ingest_cli.run_ingest(settings, bootstrap, until_idle=5.0)
-    err.rule("5. refine the typed consumption table")
+    err.rule("5. refine the typed consumption and registration tables")
     lake_cli.refine(rebuild=False)
     err.rule("6. what the lakehouse holds (DuckDB over Iceberg)")
     lake_cli.sql(
@@ -87,7 +91,38 @@ def demo(
         "sum(consumption_kwh) AS kwh, avg(CASE WHEN quality_indicator = 'A' THEN 1 ELSE 0 END) "
         "AS actual_share FROM consumption GROUP BY 1 ORDER BY 1"
     )
-    err.print("The broker keeps running: `make kafka-down` stops it.")
+    err.rule("7. data quality: the twelve business rules (Great Expectations), completeness")
+    store = Store(LakehouseSettings())
+    quality = QualitySettings()
+    quality_cli.run_quality(store, quality)
+    certificates = certify(store, quality)
+    complete = sum(c.complete for c in certificates)
+    err.print(f"completeness: {complete} of {len(certificates)} topic x date certificates complete")
+    _next_steps(quality)
+
+
+def _next_steps(quality: QualitySettings) -> None:
+    """What to do after the demo, with commands that work as printed."""
+    err = ingest_cli.err
+    err.rule("what next")
+    err.print(
+        "\n".join(
+            [
+                "The API over what was just landed (dev secrets):",
+                "  export MHHS_API_DEV_MODE=true",
+                "  .venv/bin/mhhs serve &",
+                "  TOKEN=$(.venv/bin/mhhs token issue --subject MDSV --role MDS --scope replay --scope extract)",
+                '  curl -s -H "Authorization: Bearer $TOKEN" '
+                "'http://127.0.0.1:8000/v1/replays/mhhs.consumption.if-021?limit=5'",
+                '  curl -s -H "Authorization: Bearer $TOKEN" '
+                "'http://127.0.0.1:8000/v1/consumption/aggregate?format=csv'",
+                f"Data quality: `mhhs quality report`, Data Docs at {(quality.docs_dir / 'index.html').resolve()}",
+                "Notebooks for analysts: `make lab` (JupyterLab on 127.0.0.1, notebooks/)",
+                "The broker keeps running: `make kafka-down` stops it.",
+            ]
+        ),
+        soft_wrap=True,  # commands stay on one line, to copy as printed
+    )
 
 
 def main() -> None:

@@ -69,7 +69,8 @@ class Validator:
     """The suites of every subject in one ephemeral GX context, with an optional Data Docs site."""
 
     def __init__(self, docs_dir: Path | None = None) -> None:
-        self.docs_dir = docs_dir
+        self.docs_dir = docs_dir.resolve() if docs_dir is not None else None  # GX wants an absolute path
+        docs_dir = self.docs_dir
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         if SITE in context.list_data_docs_sites():
