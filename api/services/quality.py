@@ -89,9 +89,13 @@ class QualityService:
             NotFoundError: ``docs_not_found`` when there is no such file (or no site yet).
         """
         root = self._docs_dir.resolve()
-        target = (root / (path or "index.html")).resolve()
-        if target.is_dir():
-            target = target / "index.html"
-        if not target.is_relative_to(root) or not target.is_file():
-            raise NotFoundError(f"no Data Docs page {path!r}; run `mhhs quality run`", "docs_not_found")
+        try:
+            target = (root / (path or "index.html")).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            found = target.is_relative_to(root) and target.is_file()
+        except (OSError, ValueError):  # a name the file system cannot hold is no page either
+            found = False
+        if not found:
+            raise NotFoundError(f"no Data Docs page {path[:200]!r}; run `mhhs quality run`", "docs_not_found")
         return target
