@@ -2,7 +2,7 @@
 
 A supplier sees the MPANs it is registered to on each settlement date, a data or metering
 service those it is appointed to, an LDSO / registration service its own distributor's MPANs,
-a third party what its grant lists; MDS, LSS, analysts, auditors and admins see every row.
+a third party what its grants cover; MDS, LSS, analysts, auditors and admins see every row.
 Rows without an MPAN (ISD, load shapes) are public.
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from access.intervals import domestic_rows, interval_table, within
+from access.grants import GrantScope
+from access.intervals import domestic_rows, interval_table, row_date_column, within
 from access.principal import ALL_ROWS, Principal
 from contract.identifiers import DNO_BY_DISTRIBUTOR, is_ascii_digits
 
@@ -33,9 +34,9 @@ class Entitlement:
     whose policy treats domestic and non-domestic consumption apart need it for ``domestic``.
     """
 
-    def __init__(self, principal: Principal, intervals: pa.Table | None) -> None:
+    def __init__(self, principal: Principal, intervals: pa.Table | None, scope: GrantScope | None = None) -> None:
         self.role = principal.role
-        self._grants = pa.array(sorted(set(principal.grants)), pa.string())
+        self._scope = scope
         self._distributor = distributor_of(principal.subject)
         self._mine: pa.Table | None = None
         self._premises: pa.Table | None = None
@@ -53,7 +54,7 @@ class Entitlement:
         mpan = pc.cast(rows["mpan"], pa.string())
         public = pc.is_null(mpan)
         if self.role == "third_party":
-            mask = pc.is_in(mpan, self._grants)
+            mask = self._scope.covers(rows, row_date_column(rows)) if self._scope else pa.array([False] * rows.num_rows)
         elif self.role in ("LDSO", "REGS"):
             mask = pc.equal(pc.utf8_slice_codeunits(mpan, 0, 2), self._distributor)
         elif self._mine is not None:

@@ -7,16 +7,19 @@ scheduled deliveries and quality findings all pass their rows through it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from access.entitlements import Entitlement
+from access.grants import BASE_PROFILE, GrantScope, current_grants
 from access.history import AppointmentHistory
 from access.masking import mask_batch
 from access.policy import Policy
 from access.principal import Principal
 from access.protect import protect
 from lakehouse.store import Store
+from lakehouse.tables import GRANTS
 
 
 class AccessGuard:
@@ -25,6 +28,7 @@ class AccessGuard:
     def __init__(self, store: Store, policy: Policy, mask_secret: bytes) -> None:
         self.policy = policy
         self.history = AppointmentHistory(store)
+        self._store = store
         self._secret = mask_secret
 
     def current_snapshot(self) -> int | None:
@@ -32,8 +36,17 @@ class AccessGuard:
         return self.history.current_snapshot()
 
     def entitlement(self, principal: Principal, events_snapshot: int | None) -> Entitlement:
-        """The rows ``principal`` may see, per the history as of ``events_snapshot``."""
-        return self.history.entitlement(principal, events_snapshot, self.policy.splits_domestic(principal.role))
+        """The rows ``principal`` may see, per the history as of ``events_snapshot`` (and a third party's grants)."""
+        scope = self.grant_scope(principal) if principal.role == BASE_PROFILE else None
+        premises = self.policy.splits_domestic(principal.role)
+        return self.history.entitlement(principal, events_snapshot, premises, scope)
+
+    def grant_scope(self, principal: Principal, at: datetime | None = None) -> GrantScope:
+        """The grants a third party's token names that are its own and in force now."""
+        grants = current_grants(self._store.read(GRANTS))
+        now = at or datetime.now(UTC)
+        named = (grants.get(gid) for gid in principal.grants)
+        return GrantScope(tuple(g for g in named if g and g.recipient == principal.subject and g.active_at(now)))
 
     def mask(self, rows: pa.Table, principal: Principal, entitlement: Entitlement) -> pa.Table:
         """Entitled ``rows`` as ``principal``'s role may see them."""

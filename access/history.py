@@ -12,6 +12,7 @@ import threading
 import pyarrow as pa
 
 from access.entitlements import Entitlement
+from access.grants import GrantScope
 from access.principal import Principal
 from lakehouse.query import EventQuery
 from lakehouse.refine.registration import INTERFACES, SOURCE_COLUMNS, registration_intervals
@@ -46,7 +47,9 @@ class AppointmentHistory:
             self._cache[events_snapshot] = computed
         return computed
 
-    def entitlement(self, principal: Principal, events_snapshot: int | None, premises: bool = False) -> Entitlement:
+    def entitlement(
+        self, principal: Principal, events_snapshot: int | None, premises: bool = False, scope: GrantScope | None = None
+    ) -> Entitlement:
         """What ``principal`` may see, with the history as of ``events_snapshot`` when it (or ``premises``) needs it."""
         needed = principal.needs_history or premises
-        return Entitlement(principal, self.intervals(events_snapshot) if needed else None)
+        return Entitlement(principal, self.intervals(events_snapshot) if needed else None, scope)

@@ -37,6 +37,7 @@ class Policy:
     safe_subtrees: tuple[str, ...] = ()
     payload_parents: frozenset[str] = frozenset()
     version: str = ""
+    aggregate_min_mpans: int = 5  # aggregates over fewer MPANs than this are left out
 
     def action(self, role: str, kind: str) -> str:
         """The action for ``role`` on fields of ``kind``; unknown roles and kinds are removed."""
@@ -81,6 +82,7 @@ def load_policy(path: Path | None = None) -> Policy:
         columns: dict[str, str] = doc["columns"]
         payload: dict[str, str] = doc["payload"]
         safe: list[str] = doc.get("safe_payload", [])
+        min_mpans = int(doc.get("aggregate_min_mpans", 5))
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise PolicyError(f"not an access policy: {exc}") from exc
     bad = sorted({a for actions in roles.values() for a in actions.values()} - ACTIONS)
@@ -91,7 +93,7 @@ def load_policy(path: Path | None = None) -> Policy:
     known = [*payload, *paths]
     parents = frozenset(p[:i] for p in known for i, ch in enumerate(p) if ch == ".")
     version = hashlib.sha256(raw).hexdigest()[:12]
-    return Policy(roles, columns, payload, paths, subtrees, parents, version)
+    return Policy(roles, columns, payload, paths, subtrees, parents, version, min_mpans)
 
 
 @cache

@@ -40,7 +40,7 @@ class Principal:
     subject: str
     role: str
     scopes: frozenset[str]
-    grants: tuple[str, ...] = ()  # third parties: the MPANs a grant lists
+    grants: tuple[str, ...] = ()  # third parties: the IDs of the grants the token names
 
     @property
     def needs_history(self) -> bool:

@@ -14,6 +14,10 @@ import pyarrow.compute as pc
 
 from contract.identifiers import mpan_check_digit
 
+DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+"""The development default of every secret; refused outside development mode."""
+DEV_MASK_SECRET = DEV_SECRET + "-mask"
+
 
 def mpan_token(mpan: str, secret: bytes) -> str:
     """Format-preserving MPAN token: distributor digits + 10 keyed-hash digits + check digit."""

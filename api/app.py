@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.errors import ApiError, status_of
-from api.routes import audit, discovery, extracts, operations, quality, replay
+from api.routes import audit, deliveries, discovery, extracts, operations, quality, replay
 from api.services import build_services
 from api.services.errors import ServiceError
 from api.settings import ApiSettings
@@ -95,6 +95,6 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
         requests.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
         return response
 
-    for module in (operations, discovery, replay, extracts, quality, audit):
+    for module in (operations, discovery, replay, extracts, quality, deliveries, audit):
         app.include_router(module.router)
     return app

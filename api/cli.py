@@ -28,7 +28,7 @@ def issue(
     subject: Annotated[str, typer.Option(help="participant MPID or DIP ID")],
     role: Annotated[str, typer.Option(help="SUP, SDS, LDSO, MDS, analyst, auditor, third_party, admin, ...")],
     scope: Annotated[list[str] | None, typer.Option(help="replay, extract, audit, admin (repeatable)")] = None,
-    grant: Annotated[list[str] | None, typer.Option(help="MPANs a third party may see (repeatable)")] = None,
+    grant: Annotated[list[str] | None, typer.Option(help="a third party's grant IDs (repeatable)")] = None,
     ttl_minutes: Annotated[int, typer.Option(min=1, max=60 * 24 * 30)] = 60,
 ) -> None:
     """Print a signed bearer token for development."""

@@ -11,10 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from access.principal import Principal
 from api.auth import verify_token
 from api.errors import ApiError
-from api.formats import Format
 from api.services import Services
 from api.services.extracts import ExtractFilters
 from contract.identifiers import is_ascii_digits
+from lakehouse.formats import Format
 
 bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT (sub, role, scope)")
 

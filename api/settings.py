@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+from access.tokens import DEV_MASK_SECRET, DEV_SECRET
 
 
 class ApiSettings(BaseSettings):
@@ -26,7 +26,7 @@ class ApiSettings(BaseSettings):
     jwks_cache_seconds: int = Field(default=300, ge=0, description="how long fetched JWKS keys are trusted")
     jwt_audience: str = "mhhs-event-store"
     jwt_issuer: str = "mhhs-event-store"
-    mask_secret: SecretStr = Field(default=SecretStr(DEV_SECRET + "-mask"), description="HMAC key for MPAN tokens")
+    mask_secret: SecretStr = Field(default=SecretStr(DEV_MASK_SECRET), description="HMAC key for MPAN tokens")
     cursor_secret: SecretStr = Field(default=SecretStr(DEV_SECRET + "-cursor"), description="signs replay cursors")
     policy_file: Path | None = Field(default=None, description="masking policy (default: the shipped one)")
     max_page_size: int = Field(default=10_000, ge=1)
@@ -35,6 +35,11 @@ class ApiSettings(BaseSettings):
         default=Path("var/quality/data_docs"),
         validation_alias=AliasChoices("MHHS_QUALITY_DOCS_DIR", "MHHS_API_QUALITY_DOCS_DIR"),
         description="the Data Docs site `mhhs quality run` builds (MHHS_QUALITY_DOCS_DIR), served to auditors",
+    )
+    deliveries_jwks_file: Path = Field(
+        default=Path("var/deliveries/jwks.json"),
+        validation_alias=AliasChoices("MHHS_DELIVERIES_JWKS_FILE", "MHHS_API_DELIVERIES_JWKS_FILE"),
+        description="the public keys deliveries are signed with (MHHS_DELIVERIES_JWKS_FILE)",
     )
     aggregate_min_mpans: int = Field(
         default=5, ge=1, description="consumption aggregates over fewer MPANs than this are left out"

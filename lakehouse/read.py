@@ -13,6 +13,7 @@ from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import FileScanTask, Table
 
 from lakehouse.catalog import open_catalog
+from lakehouse.errors import SnapshotNotFoundError
 from lakehouse.settings import LakehouseSettings
 from lakehouse.storage import filesystem_for_paths
 from lakehouse.tables import ensure_table
@@ -113,6 +114,47 @@ def iter_files(
         ):
             if batch.num_rows:
                 yield batch
+
+
+def iter_appended(
+    table: Table,
+    prune: BooleanExpression,
+    rows: pc.Expression | None,
+    columns: Sequence[str] | None,
+    since_snapshot: int,
+    to_snapshot: int,
+    batch_rows: int = 8_192,
+) -> Iterator[pa.RecordBatch]:
+    """Rows appended after ``since_snapshot`` up to ``to_snapshot`` (Iceberg's incremental append scan),
+    streamed file by file. Replace snapshots (compaction) add no rows and are not read.
+
+    Raises:
+        SnapshotNotFoundError: if ``since_snapshot`` is no longer an ancestor of ``to_snapshot``.
+    """
+    chain = _ancestors(table, to_snapshot)
+    if since_snapshot not in chain:
+        raise SnapshotNotFoundError(".".join(table.name()), f"{since_snapshot} as an ancestor of {to_snapshot}")
+    scan = table.incremental_append_scan(
+        from_snapshot_id_exclusive=since_snapshot, to_snapshot_id_inclusive=to_snapshot, row_filter=prune
+    )
+    tasks = sorted(scan.plan_files(), key=lambda t: t.file.file_path)
+    if not tasks:
+        return
+    schema = arrow_schema(table, to_snapshot)
+    fs, paths = _filesystem_for(table, [t.file.file_path for t in tasks])
+    dataset = ds.dataset(paths, format="parquet", filesystem=fs, schema=schema)
+    for batch in dataset.to_batches(columns=list(columns) if columns else None, filter=rows, batch_size=batch_rows):
+        if batch.num_rows:
+            yield batch
+
+
+def _ancestors(table: Table, snapshot_id: int) -> set[int]:
+    out: set[int] = set()
+    snap = table.metadata.snapshot_by_id(snapshot_id)
+    while snap is not None and snap.snapshot_id not in out:
+        out.add(snap.snapshot_id)
+        snap = table.metadata.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id else None
+    return out
 
 
 def partition_values(task: FileScanTask) -> tuple[object, ...]:

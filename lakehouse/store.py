@@ -15,7 +15,15 @@ from datetime import date, datetime, timedelta
 import pyarrow as pa
 import pyarrow.dataset as ds
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, In, LessThanOrEqual
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThanOrEqual,
+    In,
+    LessThanOrEqual,
+)
 from pyiceberg.table import Table
 
 from lakehouse.catalog import open_catalog
@@ -23,11 +31,12 @@ from lakehouse.current import EPOCH, Versions, iter_latest_consumption
 from lakehouse.errors import CatalogUnavailableError
 from lakehouse.history import SnapshotInfo, list_snapshots, resolve_snapshot
 from lakehouse.offsets import TP, snapshot_offsets
-from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events
-from lakehouse.read import arrow_schema, partition_values, plan_files, scan_files
+from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events, typed_filters
+from lakehouse.read import arrow_schema, iter_appended, iter_files, partition_values, plan_files, scan_files
+from lakehouse.retry import retry_commit
 from lakehouse.settings import LakehouseSettings
 from lakehouse.storage import filesystem_for_paths
-from lakehouse.tables import CONSUMPTION, EVENTS, QUARANTINE, ensure_table
+from lakehouse.tables import CONSUMPTION, EVENTS, LEASES, QUARANTINE, TABLES, ensure_table
 from lakehouse.writer import append_rows
 
 DATE_COLUMN = {
@@ -256,7 +265,89 @@ class Store:
             return t.schema().as_arrow().empty_table()
         return t.scan(snapshot_id=snapshot_id).to_arrow()
 
+    def iter_rows(
+        self,
+        name: str,
+        query: EventQuery,
+        since_snapshot: int | None,
+        to_snapshot: int,
+        batch_rows: int,
+        columns: tuple[str, ...] | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Rows of ``name`` at ``to_snapshot`` matching ``query`` (its topics, dates and MPANs); with
+        ``since_snapshot``, only those appended after it (Iceberg's incremental append scan).
+
+        Raises:
+            SnapshotNotFoundError: if ``since_snapshot`` is not an ancestor of ``to_snapshot`` any more.
+        """
+        table = self.table(name)
+        if name == EVENTS:
+            prune, rows_filter = query.iceberg(), query.arrow()
+        else:
+            prune, rows_filter = typed_filters(name, query.date_from, query.date_to, query.mpans)
+        if since_snapshot is None:
+            return iter_files(table, prune, rows_filter, columns, to_snapshot, batch_rows)
+        return iter_appended(table, prune, rows_filter, columns, since_snapshot, to_snapshot, batch_rows)
+
     # -- writes ---------------------------------------------------------------------------
+    def append_if_absent(self, name: str, rows: pa.Table, key_column: str, key: str) -> bool:
+        """Append ``rows`` unless a row with ``key_column == key`` is there already; True when appended.
+
+        Optimistic: the append asserts the snapshot it checked, so two writers racing on the same key
+        leave one row (the loser re-reads, finds it, and appends nothing).
+        """
+        table = self.table(name)
+
+        def attempt(n: int) -> bool:
+            if n > 1:
+                table.refresh()
+            if table.current_snapshot() is not None:
+                match = EqualTo(term=key_column, value=key)  # type: ignore[arg-type]
+                if table.scan(row_filter=match, selected_fields=(key_column,)).to_arrow().num_rows:
+                    return False
+            table.append(rows)
+            return True
+
+        return retry_commit(".".join(table.name()), attempt, 20)
+
+    def claim_lease(self, name: str, holder: str, seconds: float, now: datetime) -> bool:
+        """Take or renew the lease ``name`` for ``holder``; False while another holder's lease runs.
+
+        Raises:
+            CommitConflictError: if the leases table keeps losing races.
+        """
+        table = self.table(LEASES)
+
+        def attempt(n: int) -> bool:
+            if n > 1:
+                table.refresh()
+            if table.current_snapshot() is not None:
+                rows = table.scan(row_filter=EqualTo(term="name", value=name)).to_arrow()  # type: ignore[arg-type]
+                if rows.num_rows:
+                    latest = rows.sort_by([("acquired_at", "descending")]).slice(0, 1).to_pylist()[0]
+                    if latest["holder"] != holder and latest["expires_at"] > now:
+                        return False
+            row = {"name": name, "holder": holder, "acquired_at": now, "expires_at": now + timedelta(seconds=seconds)}
+            table.append(pa.Table.from_pylist([row], schema=TABLES[LEASES].arrow_schema))
+            return True
+
+        return retry_commit(".".join(table.name()), attempt, 20)
+
+    def release_lease(self, name: str, holder: str, now: datetime) -> None:
+        """Give the lease up (it expires now) if ``holder`` holds it."""
+        self.claim_lease(name, holder, 0.0, now)
+
+    def move_tag(self, name: str, tag: str, snapshot_id: int) -> None:
+        """Point tag ``tag`` of ``name`` at ``snapshot_id`` (retention keeps tagged snapshots)."""
+        table = self.table(name)
+        ref = table.metadata.refs.get(tag)
+        if ref is not None and ref.snapshot_id == snapshot_id:
+            return
+        manage = table.manage_snapshots()
+        if ref is not None:
+            manage = manage.remove_tag(tag)
+        manage.create_tag(snapshot_id, tag).commit()
+
     def append(self, name: str, rows: pa.Table) -> int | None:
         """Append rows to ``name`` (retrying lost races); return the new snapshot ID.
 

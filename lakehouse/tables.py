@@ -42,6 +42,9 @@ REFINE_REJECTS = "refine_rejects"
 QUALITY_RUNS = "quality_runs"
 QUALITY_FINDINGS = "quality_findings"
 COMPLETENESS = "completeness"
+GRANTS = "grants"
+DELIVERIES = "deliveries"
+LEASES = "leases"
 
 
 def _headers(first_id: int) -> ListType:
@@ -225,6 +228,52 @@ COMPLETENESS_SCHEMA = Schema(
 )
 
 
+GRANTS_SCHEMA = Schema(
+    NestedField(1, "grant_id", StringType(), required=True),
+    NestedField(2, "version", IntegerType(), required=True, doc="1 when created, +1 per amendment or revocation"),
+    NestedField(3, "status", StringType(), required=True, doc="active or revoked"),
+    NestedField(4, "recipient", StringType(), required=True, doc="the recipient's token subject"),
+    NestedField(5, "dataset", StringType(), required=True),
+    NestedField(6, "filters", StringType(), required=True, doc="JSON: topics, dates, GSP groups, distributors, MPANs"),
+    NestedField(7, "columns", StringType(), required=True, doc="JSON list (empty: all the policy allows)"),
+    NestedField(8, "masking", StringType(), required=True, doc="JSON overrides of the third-party policy (stricter)"),
+    NestedField(9, "schedule", StringType(), required=True, doc="cron, UTC"),
+    NestedField(10, "format", StringType(), required=True),
+    NestedField(11, "destination", StringType(), required=True),
+    NestedField(12, "valid_from", TimestamptzType(), required=True),
+    NestedField(13, "valid_to", TimestamptzType(), required=False),
+    NestedField(14, "approved_by", StringType(), required=True),
+    NestedField(15, "recorded_at", TimestamptzType(), required=True),
+    NestedField(16, "note", StringType(), required=False),
+)
+
+DELIVERIES_SCHEMA = Schema(
+    NestedField(1, "delivery_id", StringType(), required=True),
+    NestedField(2, "grant_id", StringType(), required=True),
+    NestedField(3, "grant_version", IntegerType(), required=True),
+    NestedField(4, "recipient", StringType(), required=True),
+    NestedField(5, "dataset", StringType(), required=True),
+    NestedField(6, "full", BooleanType(), required=True),
+    NestedField(7, "source_table", StringType(), required=True),
+    NestedField(8, "snapshot_from", LongType(), required=False, doc="exclusive; null for a full delivery"),
+    NestedField(9, "snapshot_to", LongType(), required=False),
+    NestedField(10, "files", IntegerType(), required=True),
+    NestedField(11, "rows", LongType(), required=True),
+    NestedField(12, "bytes", LongType(), required=True),
+    NestedField(13, "manifest_sha256", StringType(), required=True),
+    NestedField(14, "location", StringType(), required=True),
+    NestedField(15, "policy_version", StringType(), required=True),
+    NestedField(16, "created_at", TimestamptzType(), required=True),
+)
+
+LEASES_SCHEMA = Schema(
+    NestedField(1, "name", StringType(), required=True),
+    NestedField(2, "holder", StringType(), required=True),
+    NestedField(3, "acquired_at", TimestamptzType(), required=True),
+    NestedField(4, "expires_at", TimestamptzType(), required=True),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TableDef:
     """A table's name, schema, partition spec and sort order."""
@@ -261,6 +310,9 @@ TABLES: dict[str, TableDef] = dict(
         _table(QUALITY_RUNS, QUALITY_RUNS_SCHEMA, ((3, "utc_settlement_date"),), (4,)),
         _table(QUALITY_FINDINGS, QUALITY_FINDINGS_SCHEMA, ((6, "utc_settlement_date"),), (3, 7)),
         _table(COMPLETENESS, COMPLETENESS_SCHEMA, ((3, "utc_settlement_date"),), (2,)),
+        _table(GRANTS, GRANTS_SCHEMA, (), (1, 2)),
+        _table(DELIVERIES, DELIVERIES_SCHEMA, (), (16,)),
+        _table(LEASES, LEASES_SCHEMA, (), (3,)),
     ]
 )
 

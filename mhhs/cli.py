@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from api import cli as api_cli
+from deliveries import cli as deliveries_cli
 from ingest import cli as ingest_cli
 from ingest.settings import IngestSettings
 from lakehouse import cli as lake_cli
@@ -16,6 +17,7 @@ from lakehouse.settings import LakehouseSettings
 from lakehouse.store import Store
 from market import cli as market_cli
 from market.simulation import SimulationParams
+from mhhs import scheduler as scheduler_cli
 from mhhs.devbroker import LocalBrokerLocator, broker_app, ensure_broker
 from mhhs.logs import configure_logging
 from quality import cli as quality_cli
@@ -37,6 +39,9 @@ app.add_typer(lake_cli.lake_app, name="lake")
 app.add_typer(api_cli.token_app, name="token")
 app.command("serve")(api_cli.serve)
 app.add_typer(quality_cli.quality_app, name="quality")
+app.add_typer(deliveries_cli.grants_app, name="grants")
+app.add_typer(deliveries_cli.deliveries_app, name="deliveries")
+app.command("scheduler")(scheduler_cli.scheduler)
 
 
 @app.callback()

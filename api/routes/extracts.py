@@ -13,12 +13,12 @@ from access.aggregates import AggregateLevel
 from access.principal import Principal
 from api.deps import ExtractPrincipal, FiltersDep, ServicesDep
 from api.errors import ApiError, problem_responses
-from api.formats import MEDIA_TYPES, Format, stream
 from api.services import Services
 from api.services.audit import AccessRecord
 from api.services.extracts import Extract
 from api.streaming import audited_stream, ndjson_end
 from lakehouse.current import Versions
+from lakehouse.formats import MEDIA_TYPES, Format, stream
 
 router = APIRouter(prefix="/v1", tags=["extract"])
 

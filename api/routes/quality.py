@@ -10,9 +10,9 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from api.deps import AuditPrincipal, ExtractPrincipal, PrincipalDep, ServicesDep, check_dates
 from api.errors import ApiError, problem_responses
-from api.formats import Format
 from api.routes.extracts import extract_responses, stream_extract
 from api.services.audit import AccessRecord
+from lakehouse.formats import Format
 
 router = APIRouter(prefix="/v1", tags=["quality"])
 OPERATORS = ("auditor", "admin")

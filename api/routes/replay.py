@@ -11,9 +11,9 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ReplayPrincipal, ServicesDep
 from api.errors import ApiError, problem_responses
-from api.formats import ndjson_lines
 from api.services.audit import AccessRecord
 from api.streaming import audited_stream, ndjson_end
+from lakehouse.formats import ndjson_lines
 
 router = APIRouter(prefix="/v1", tags=["replay"])
 

@@ -13,6 +13,7 @@ from access.policy import load_policy
 from api.services.aggregates import AggregateService
 from api.services.audit import AuditLog
 from api.services.cursor import CursorSigner
+from api.services.deliveries import DeliveryService
 from api.services.discovery import DiscoveryService
 from api.services.extracts import ExtractService
 from api.services.quality import QualityService
@@ -35,6 +36,7 @@ class Services:
     extracts: ExtractService
     aggregates: AggregateService
     quality: QualityService
+    deliveries: DeliveryService
     audit: AuditLog
 
     def warm_up(self) -> None:
@@ -63,5 +65,6 @@ def build_services(api: ApiSettings, lake: LakehouseSettings) -> Services:
         extracts=ExtractService(store, guard, api.batch_rows),
         aggregates=AggregateService(store, guard, api.batch_rows, api.aggregate_min_mpans),
         quality=QualityService(store, guard, api.batch_rows, api.quality_docs_dir),
+        deliveries=DeliveryService(store, api.deliveries_jwks_file),
         audit=AuditLog(store),
     )

@@ -8,7 +8,7 @@ from decimal import Decimal
 import orjson
 import pyarrow as pa
 
-from api.formats import _ndjson_rows, ndjson_lines
+from lakehouse.formats import _ndjson_rows, ndjson_lines
 
 
 def test_vectorised_ndjson_equals_the_per_row_path() -> None:

@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from access.tokens import mpan_token
 from api.settings import ApiSettings
 from contract import is_valid_mpan
 from lakehouse.catalog import open_catalog
@@ -20,6 +19,7 @@ from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
 from lakehouse.tables import EVENTS, ensure_table
 from tests.support.claims import bearer
+from tests.support.grants import grant_mpans
 from tests.support.landing import GROUP
 
 TOPIC = "mhhs.consumption.if-021"
@@ -143,13 +143,8 @@ def test_tokenised_roles_never_see_a_raw_mpan_or_postcode(
     client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings, role: str, fmt: str
 ) -> None:
     mpans = _raw_mpans(api_lake)
-    grant = sorted(mpans)[:3]
-    headers = bearer(
-        api_settings,
-        "ANLY",
-        role,
-        grants=[mpan_token(m, api_settings.mask_secret.get_secret_value().encode()) for m in grant] + grant,
-    )
+    grant = grant_mpans(api_lake, "three", "ANLY", sorted(mpans)[:3])
+    headers = bearer(api_settings, "ANLY", role, grants=[grant])
     text = _text_of(_extract(client, headers, fmt))
     assert not any(m in text for m in mpans), f"{role} saw a raw MPAN in {fmt}"
     full_postcodes = _postcodes(api_lake)

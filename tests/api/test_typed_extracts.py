@@ -14,6 +14,7 @@ from api.settings import ApiSettings
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
 from tests.support.claims import bearer
+from tests.support.grants import grant_mpans
 
 
 def _arrow(client: TestClient, path: str, headers: dict[str, str], **params: object) -> pa.Table:
@@ -39,7 +40,7 @@ def test_third_party_sees_granted_mpans_without_half_hourly_values(
     client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
 ) -> None:
     raw = sorted({m for m in read_table(api_lake, "consumption", ["mpan"])["mpan"].to_pylist()})
-    headers = bearer(api_settings, "TPXX", "third_party", grants=raw[:2])
+    headers = bearer(api_settings, "TPXX", "third_party", grants=[grant_mpans(api_lake, "two", "TPXX", raw[:2])])
     rows = _arrow(client, "/v1/consumption", headers)
     assert "consumption_kwh" not in rows.column_names  # aggregate-only: no per-period values
     assert 0 < rows.num_rows <= 48 * 2 * 4  # 2 MPANs, 2 days, AI (+AE)
@@ -116,7 +117,7 @@ def test_small_groups_are_suppressed_and_periods_add_up(
     client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
 ) -> None:
     raw = sorted({m for m in read_table(api_lake, "consumption", ["mpan"])["mpan"].to_pylist()})
-    few = bearer(api_settings, "TPXX", "third_party", grants=raw[:2])
+    few = bearer(api_settings, "TPXX", "third_party", grants=[grant_mpans(api_lake, "two", "TPXX", raw[:2])])
     assert _arrow(client, "/v1/consumption/aggregate", few).num_rows == 0  # 2 MPANs < the minimum group
     headers = bearer(api_settings, "MDSV", "MDS")
     by_day = _arrow(client, "/v1/consumption/aggregate", headers)

@@ -1,4 +1,4 @@
-"""Serialise Arrow batches as NDJSON, CSV, Parquet or Arrow IPC, chunk by chunk (for streaming)."""
+"""Serialise Arrow batches as NDJSON, CSV, Parquet or Arrow IPC, chunk by chunk (for responses and files)."""
 
 from __future__ import annotations
 
@@ -139,6 +139,51 @@ class _Sink(io.RawIOBase):
         return out
 
 
+class ChunkWriter:
+    """One output in ``fmt``, fed batch by batch; each call returns the bytes ready to send or store.
+
+    ``close(footer)`` ends it: for Parquet the footer metadata, for Arrow IPC a last, empty record
+    batch carrying the metadata (the stream's trailer); CSV always has its header line.
+    """
+
+    def __init__(self, schema: pa.Schema, fmt: Format) -> None:
+        self.schema = schema
+        self.fmt = fmt
+        self.rows = 0
+        self._header = True
+        self._sink = _Sink()
+        self._writer: Any = None
+        if fmt == "parquet":
+            self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")
+        elif fmt == "arrow":
+            self._writer = pa.ipc.new_stream(self._sink, schema)
+
+    def write(self, batch: pa.RecordBatch) -> bytes:
+        self.rows += batch.num_rows
+        if self.fmt == "ndjson":
+            return ndjson_lines(batch)
+        if self.fmt == "csv":
+            buf = io.BytesIO()
+            pacsv.write_csv(_csv_ready(batch), buf, pacsv.WriteOptions(include_header=self._header))
+            self._header = False
+            return buf.getvalue()
+        self._writer.write_batch(batch)
+        return self._sink.take()
+
+    def close(self, footer: dict[str, str] | None = None) -> bytes:
+        if self.fmt == "ndjson":
+            return b""
+        if self.fmt == "csv":
+            return self.write(pa.RecordBatch.from_pylist([], schema=self.schema)) if self._header else b""
+        if self.fmt == "parquet":
+            if footer is not None:
+                self._writer.add_key_value_metadata(footer)
+        elif footer is not None:
+            self._writer.write_batch(pa.RecordBatch.from_pylist([], schema=self.schema), custom_metadata=footer)
+        self._writer.close()
+        return self._sink.take()
+
+
 def stream(
     batches: Iterable[pa.RecordBatch],
     schema: pa.Schema,
@@ -150,44 +195,11 @@ def stream(
     ``footer()`` (called once every batch is written) goes into a Parquet file's footer metadata,
     or into the custom metadata of a last, empty Arrow record batch (the stream's trailer).
     """
-    if fmt == "ndjson":
-        for b in batches:
-            yield ndjson_lines(b)
-        return
-    if fmt == "csv":
-        header = True
-        for b in batches:
-            buf = io.BytesIO()
-            pacsv.write_csv(_csv_ready(b), buf, pacsv.WriteOptions(include_header=header))
-            header = False
-            yield buf.getvalue()
-        if header:  # no rows: still a header line
-            buf = io.BytesIO()
-            pacsv.write_csv(
-                _csv_ready(
-                    schema.empty_table().to_batches()[0]
-                    if schema.empty_table().to_batches()
-                    else pa.RecordBatch.from_pylist([], schema=schema)
-                ),
-                buf,
-            )
-            yield buf.getvalue()
-        return
-    sink = _Sink()
-    if fmt == "parquet":
-        writer: Any = pq.ParquetWriter(sink, schema, compression="zstd")
-        for b in batches:
-            writer.write_batch(b)
-            yield sink.take()
-        if footer is not None:
-            writer.add_key_value_metadata(footer())
-        writer.close()
-    else:
-        writer = pa.ipc.new_stream(sink, schema)
-        for b in batches:
-            writer.write_batch(b)
-            yield sink.take()
-        if footer is not None:
-            writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema), custom_metadata=footer())
-        writer.close()
-    yield sink.take()
+    writer = ChunkWriter(schema, fmt)
+    for b in batches:
+        chunk = writer.write(b)
+        if chunk:
+            yield chunk
+    tail = writer.close(footer() if footer is not None else None)
+    if tail:
+        yield tail
