@@ -54,19 +54,19 @@ class Entitlement:
         mpan = pc.cast(rows["mpan"], pa.string())
         public = pc.is_null(mpan)
         if self.role == "third_party":
-            mask = self._scope.covers(rows, row_date_column(rows)) if self._scope else pa.array([False] * rows.num_rows)
+            mask = self._scope.covers(rows, row_date_column(rows)) if self._scope else pa.repeat(False, rows.num_rows)
         elif self.role in ("LDSO", "REGS"):
             mask = pc.equal(pc.utf8_slice_codeunits(mpan, 0, 2), self._distributor)
         elif self._mine is not None:
             mask = within(rows, self._mine)
         else:
-            mask = pa.array([False] * rows.num_rows)
+            mask = pa.repeat(False, rows.num_rows)
         return rows.filter(pc.or_(public, pc.fill_null(mask, False)))
 
     def domestic(self, rows: pa.Table) -> pa.Array:
         """Per row: the MPAN is domestic on the row's date, or not known to be otherwise."""
         if self._premises is None or "mpan" not in rows.column_names:
-            return pa.array([True] * rows.num_rows)
+            return pa.repeat(True, rows.num_rows)
         return domestic_rows(rows, self._premises)
 
 

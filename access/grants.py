@@ -192,9 +192,9 @@ class GrantScope:
     def covers(self, rows: pa.Table, date_column: str | None) -> pa.Array:
         """True where a row lies in at least one grant (rows without an MPAN are decided elsewhere)."""
         mpan = pc.cast(rows["mpan"], pa.string())
-        out = pa.array([False] * rows.num_rows)
+        out = pa.repeat(False, rows.num_rows)
         for g in self.grants:
-            inside = pa.array([True] * rows.num_rows)
+            inside = pa.repeat(True, rows.num_rows)
             if g.mpans:
                 inside = pc.and_(inside, pc.is_in(mpan, pa.array(g.mpans, pa.string())))
             if g.distributors:

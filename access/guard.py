@@ -17,7 +17,7 @@ from access.history import AppointmentHistory
 from access.masking import mask_batch
 from access.policy import Policy
 from access.principal import Principal
-from access.protect import protect
+from access.protect import protect, source_columns
 from lakehouse.store import Store
 from lakehouse.tables import GRANTS
 
@@ -65,6 +65,10 @@ class AccessGuard:
         """Entitled and masked batches (and their schema) of a stream of ``schema``-shaped rows."""
         entitlement = self.entitlement(principal, events_snapshot)
         return protect(batches, schema, entitlement, self.policy, self._secret, columns, batch_rows)
+
+    def source_columns(self, principal: Principal, schema: pa.Schema, columns: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """The columns of ``schema`` worth reading for ``principal`` (what it receives and what decides it)."""
+        return source_columns(schema, principal.role, self.policy, self._secret, columns)
 
     def warm_up(self) -> None:
         """Compute the current appointment intervals ahead of the first request."""

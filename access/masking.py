@@ -86,7 +86,7 @@ def mask_batch(batch: pa.Table, role: str, policy: Policy, secret: bytes, domest
         return batch
     split = policy.splits_domestic(role)
     if split and domestic is None:
-        domestic = pa.array([True] * batch.num_rows, pa.bool_())
+        domestic = pa.repeat(True, batch.num_rows)
     columns = {}
     for name in batch.column_names:
         kind = policy.columns.get(name)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from access.entitlements import Entitlement
+from access.intervals import DATE_COLUMNS
 from access.masking import mask_batch
 from access.policy import Policy
 
@@ -33,6 +34,16 @@ def masked_schema(
     if columns:
         out = pa.schema([out.field(c) for c in columns if c in out.names])
     return out
+
+
+def source_columns(
+    schema: pa.Schema, role: str, policy: Policy, secret: bytes, columns: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The columns of ``schema`` to read for what ``role`` receives: its output columns and those the
+    entitlement and domestic split decide on (the MPAN, the dates, the GSP group). Reading only these
+    keeps payloads and evidence columns a role never sees out of memory altogether."""
+    need = set(masked_schema(schema, role, policy, secret, columns).names) | {"mpan", "gsp_group", *DATE_COLUMNS}
+    return tuple(n for n in schema.names if n in need)
 
 
 def protect(

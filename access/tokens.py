@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,8 +20,9 @@ DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"
 DEV_MASK_SECRET = DEV_SECRET + "-mask"
 
 
+@lru_cache(maxsize=1 << 20)
 def mpan_token(mpan: str, secret: bytes) -> str:
-    """Format-preserving MPAN token: distributor digits + 10 keyed-hash digits + check digit."""
+    """Format-preserving MPAN token: distributor digits + 10 keyed-hash digits + check digit (memoised)."""
     digest = hmac.new(secret, mpan.encode(), hashlib.sha256).digest()
     middle = f"{int.from_bytes(digest[:8], 'big') % 10**10:010d}"
     body = mpan[:2] + middle

@@ -55,7 +55,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-
 def status_of(exc: Exception) -> tuple[int, str, str]:
     """(HTTP status, stable code, detail) for a domain error raised below the HTTP layer."""
     if isinstance(exc, ServiceError):

@@ -17,4 +17,3 @@ ERROR_CODES: dict[str, str] = {
     "invalid_settlement_date": "the settlement-date field is not a valid date",
     "schema_violation": "the message does not match its interface's JSON Schema",
 }
-

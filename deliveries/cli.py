@@ -118,9 +118,7 @@ def add(
 
 
 @grants_app.command("revoke")
-def revoke(
-    grant_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="who revoked it")]
-) -> None:
+def revoke(grant_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="who revoked it")]) -> None:
     """Revoke a grant: nothing more is delivered under it (its history is kept)."""
     try:
         revoked = _registry().revoke(grant_id, by)

@@ -58,8 +58,10 @@ def grant_rows(
     query = EventQuery(topics=grant.topics, date_from=grant.date_from, date_to=grant.date_to, mpans=grant.mpans)
     if grant.dataset == "consumption_aggregate":
         return _aggregate(store, guard, grant, principal, since, snapshot_to, batch_rows)
-    batches = store.iter_rows(name, query, since, snapshot_to, batch_rows)
-    return guard.protect(principal, batches, TABLES[name].arrow_schema, events_snapshot, grant.columns, batch_rows)
+    schema = TABLES[name].arrow_schema
+    read = guard.source_columns(principal, schema, grant.columns)
+    batches = store.iter_rows(name, query, since, snapshot_to, batch_rows, read)
+    return guard.protect(principal, batches, schema, events_snapshot, grant.columns, batch_rows)
 
 
 def _aggregate(

@@ -11,7 +11,7 @@ delivery covering everything since the last. The snapshot delivered up to is tag
 
 from __future__ import annotations
 
-import io
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +31,7 @@ from deliveries.settings import DeliveriesSettings
 from deliveries.signing import SigningKey, sign_detached
 from lakehouse.errors import LakehouseError
 from lakehouse.formats import ChunkWriter
+from lakehouse.read import prefetched
 from lakehouse.storage import filesystem_for_location, storage_properties
 from lakehouse.store import Store
 from lakehouse.tables import DELIVERIES, TABLES
@@ -157,10 +158,7 @@ class DeliveryRunner:
         if fs.get_file_info(root).type == pafs.FileType.Directory:
             fs.delete_dir_contents(root)  # what a crashed attempt left: it is written again
         fs.create_dir(root, recursive=True)
-        files = [
-            self._write_file(fs, f"{root}/{name}", name, part, schema, grant.format)
-            for name, part in _parts(batches, schema, self._settings.file_rows, EXTENSIONS[grant.format])
-        ]
+        files = _write_files(fs, root, prefetched(batches), schema, grant.format, self._settings.file_rows)
         manifest = Manifest(
             delivery_id=delivery_id,
             grant_id=grant.grant_id,
@@ -183,18 +181,6 @@ class DeliveryRunner:
         _atomic_write(fs, f"{root}/{SIGNATURE}", sign_detached(body, self._key).encode())
         _atomic_write(fs, f"{root}/{MANIFEST}", body)  # last: a manifest names only files that are there
         return manifest
-
-    def _write_file(
-        self, fs: pafs.FileSystem, path: str, name: str, batches: list[pa.RecordBatch], schema: pa.Schema, fmt: str
-    ) -> FileEntry:
-        sink = io.BytesIO()
-        writer = ChunkWriter(schema, fmt)  # type: ignore[arg-type]
-        for batch in batches:
-            sink.write(writer.write(batch))
-        sink.write(writer.close())
-        data = sink.getvalue()
-        _atomic_write(fs, path, data)
-        return FileEntry(name, sum(b.num_rows for b in batches), len(data), sha256_of(data))
 
     def _record(self, grant: Grant, manifest: Manifest, location: str) -> None:
         row = {
@@ -219,21 +205,52 @@ class DeliveryRunner:
         self._store.append_if_absent(DELIVERIES, table, "delivery_id", manifest.delivery_id)
 
 
-def _parts(
-    batches: Iterator[pa.RecordBatch], schema: pa.Schema, file_rows: int, ext: str
-) -> Iterator[tuple[str, list[pa.RecordBatch]]]:
-    """Batches grouped into files of at most ``file_rows`` rows (always at least one file, maybe empty)."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    n = 0
+class _FileWriter:
+    """One delivered file, written as its batches arrive (memory stays at a batch), hashed on the way."""
+
+    def __init__(self, fs: pafs.FileSystem, root: str, name: str, schema: pa.Schema, fmt: str) -> None:
+        self.name = name
+        self._fs = fs
+        self._path = f"{root}/{name}"
+        self._out = fs.open_output_stream(f"{self._path}.tmp")
+        self._hash = hashlib.sha256()
+        self._bytes = 0
+        self._writer = ChunkWriter(schema, fmt)  # type: ignore[arg-type]
+
+    @property
+    def rows(self) -> int:
+        return self._writer.rows
+
+    def _put(self, data: bytes) -> None:
+        if data:
+            self._out.write(data)
+            self._hash.update(data)
+            self._bytes += len(data)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._put(self._writer.write(batch))
+
+    def close(self) -> FileEntry:
+        self._put(self._writer.close())
+        self._out.close()
+        self._fs.move(f"{self._path}.tmp", self._path)
+        return FileEntry(self.name, self.rows, self._bytes, self._hash.hexdigest())
+
+
+def _write_files(
+    fs: pafs.FileSystem, root: str, batches: Iterator[pa.RecordBatch], schema: pa.Schema, fmt: str, file_rows: int
+) -> list[FileEntry]:
+    """The batches as files of at most ``file_rows`` rows (always at least one file, maybe empty)."""
+    ext = EXTENSIONS[fmt]
+    done: list[FileEntry] = []
+    current = _FileWriter(fs, root, f"part-{0:05d}.{ext}", schema, fmt)
     for batch in batches:
-        if count and count + batch.num_rows > file_rows:
-            yield f"part-{n:05d}.{ext}", pending
-            n, pending, count = n + 1, [], 0
-        pending.append(batch)
-        count += batch.num_rows
-    if pending or n == 0:
-        yield f"part-{n:05d}.{ext}", pending
+        if current.rows and current.rows + batch.num_rows > file_rows:
+            done.append(current.close())
+            current = _FileWriter(fs, root, f"part-{len(done):05d}.{ext}", schema, fmt)
+        current.write(batch)
+    done.append(current.close())
+    return done
 
 
 def _atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:

@@ -13,9 +13,7 @@ from access.tokens import DEV_MASK_SECRET
 class DeliveriesSettings(BaseSettings):
     """Frozen delivery configuration; build once at the entry point and pass it down."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MHHS_DELIVERIES_", frozen=True, extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="MHHS_DELIVERIES_", frozen=True, extra="ignore", populate_by_name=True)
 
     signing_key_file: Path = Field(
         default=Path("var/deliveries/signing-key.pem"), description="Ed25519 private key (PEM); made on first use"

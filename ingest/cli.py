@@ -8,9 +8,11 @@ Where the broker is comes from the composition root: ``ctx.obj`` is a ``BrokerLo
 from __future__ import annotations
 
 import sys
+import time
 from typing import Annotated, Protocol, runtime_checkable
 
 import orjson
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +25,7 @@ from ingest.topics import create_topics
 
 err = Console(stderr=True)
 out = Console()
+log = structlog.get_logger("ingest.cli")
 
 
 @runtime_checkable
@@ -122,12 +125,21 @@ def run_ingest(settings: IngestSettings, bootstrap: str, until_idle: float | Non
     from lakehouse.errors import LakehouseError
     from lakehouse.settings import LakehouseSettings
 
-    try:
-        lake = LakehouseSettings()
-        create_topics(settings, bootstrap)
-        worker = IngestWorker(settings, lake, bootstrap)
-    except (IngestError, LakehouseError) as exc:
-        raise fail(str(exc)) from exc
+    deadline = time.monotonic() + settings.broker_wait_seconds
+    while True:  # a broker that is down when the worker starts is waited for, like one lost mid-run
+        try:
+            lake = LakehouseSettings()
+            create_topics(settings, bootstrap)
+            worker = IngestWorker(settings, lake, bootstrap)
+            break
+        except BrokerUnavailableError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise fail(f"{exc} (waited {settings.broker_wait_seconds:g} s: MHHS_BROKER_WAIT_SECONDS)") from exc
+            log.warning("broker_unavailable_waiting", bootstrap=bootstrap, detail=str(exc), seconds_left=round(left))
+            time.sleep(min(2.0, left))
+        except (IngestError, LakehouseError) as exc:
+            raise fail(str(exc)) from exc
     install_signal_handlers(worker)
     if settings.metrics_port:
         worker.metrics.serve(settings.metrics_port)

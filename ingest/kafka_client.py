@@ -62,7 +62,9 @@ def ensure_topics(bootstrap: str, api_version: tuple[int, ...], plans: Sequence[
         BrokerUnavailableError: if the broker cannot be reached.
     """
     try:
-        admin = KafkaAdminClient(**_common(bootstrap, api_version), request_timeout_ms=30000)
+        admin = KafkaAdminClient(
+            **_common(bootstrap, api_version), request_timeout_ms=30000, bootstrap_timeout_ms=10_000
+        )
     except KafkaError as exc:
         raise BrokerUnavailableError(bootstrap, str(exc)) from exc
     try:
@@ -83,6 +85,8 @@ def ensure_topics(bootstrap: str, api_version: tuple[int, ...], plans: Sequence[
             admin.wait_for_topics([p.name for p in missing], timeout_ms=30000)
             _wait_for_leaders(admin, [p.name for p in missing])
         return [p.name for p in missing]
+    except KafkaError as exc:  # the broker went away between connecting and asking
+        raise BrokerUnavailableError(bootstrap, str(exc)) from exc
     finally:
         admin.close()
 

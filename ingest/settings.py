@@ -28,6 +28,9 @@ class IngestSettings(BaseSettings):
     commit_max_attempts: int = Field(default=50, gt=0, description="Iceberg commit retries on conflict")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 disables")
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")
+    broker_wait_seconds: float = Field(
+        default=300.0, ge=0, description="at start, how long to wait for an unreachable broker before giving up"
+    )
 
     def api_version_tuple(self) -> tuple[int, ...]:
         """The API version as kafka-python wants it, e.g. ``(4, 0)``."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +20,16 @@ from lakehouse.errors import SnapshotNotFoundError
 from lakehouse.settings import LakehouseSettings
 from lakehouse.storage import filesystem_for_paths
 from lakehouse.tables import ensure_table
+
+T = TypeVar("T")
+
+# The streamed read paths read files in groups of at most GROUP_BYTES of Parquet and GROUP_ROWS rows,
+# with a little of Arrow's read-ahead (its defaults, 4 files and 16 batches, hold ~0.5 GB of decoded
+# rows ahead of a slow consumer for no more speed).
+GROUP_BYTES = 64 << 20
+GROUP_ROWS = 500_000
+READAHEAD_FILES = 2
+READAHEAD_BATCHES = 4
 
 
 def read_table(
@@ -82,38 +95,14 @@ def iter_files(
     columns: Sequence[str] | None = None,
     snapshot_id: int | None = None,
     batch_rows: int = 8_192,
-    group_bytes: int = 64 << 20,
 ) -> Iterator[pa.RecordBatch]:
-    """Like ``scan_files`` but streamed, files in path order.
-
-    Small files are read together (up to ``group_bytes`` of Parquet at a time, in parallel), so a
-    table of many small files does not pay a file-open round trip per batch. Memory stays bounded
-    by a group plus Arrow's read-ahead, whatever the number of rows.
-    """
+    """Like ``scan_files`` but streamed, files in path order (see ``_stream`` for memory)."""
     tasks = plan_files(table, prune, snapshot_id)
     if any(t.delete_files for t in tasks):
         table_rows, _ = scan_files(table, prune, rows, columns, snapshot_id)
         yield from table_rows.to_batches(max_chunksize=batch_rows)
         return
-    if not tasks:
-        return
-    schema = arrow_schema(table, snapshot_id)
-    fs, stripped = _filesystem_for(table, [t.file.file_path for t in tasks])
-    groups: list[list[str]] = [[]]
-    size = 0
-    for task, path in zip(tasks, stripped, strict=True):
-        if groups[-1] and size + task.file.file_size_in_bytes > group_bytes:
-            groups.append([])
-            size = 0
-        groups[-1].append(path)
-        size += task.file.file_size_in_bytes
-    for group in groups:
-        dataset = ds.dataset(group, format="parquet", filesystem=fs, schema=schema)
-        for batch in dataset.to_batches(
-            columns=list(columns) if columns else None, filter=rows, batch_size=batch_rows, use_threads=True
-        ):
-            if batch.num_rows:
-                yield batch
+    yield from _stream(table, tasks, snapshot_id, rows, columns, batch_rows)
 
 
 def iter_appended(
@@ -137,15 +126,51 @@ def iter_appended(
     scan = table.incremental_append_scan(
         from_snapshot_id_exclusive=since_snapshot, to_snapshot_id_inclusive=to_snapshot, row_filter=prune
     )
-    tasks = sorted(scan.plan_files(), key=lambda t: t.file.file_path)
+    yield from _stream(table, list(scan.plan_files()), to_snapshot, rows, columns, batch_rows)
+
+
+def _stream(
+    table: Table,
+    tasks: list[FileScanTask],
+    snapshot_id: int | None,
+    rows: pc.Expression | None,
+    columns: Sequence[str] | None,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """The files of ``tasks`` in path order, read a group at a time.
+
+    Small files are read together (in parallel), so a table of many small files does not pay a
+    file-open round trip per batch. A group is bounded by rows as well as bytes: Arrow's scanner
+    decodes a group ahead of a slow consumer (its back-pressure starts at hundreds of MB), so the
+    group's size is what bounds memory, whatever the number of rows in the table.
+    """
     if not tasks:
         return
-    schema = arrow_schema(table, to_snapshot)
-    fs, paths = _filesystem_for(table, [t.file.file_path for t in tasks])
-    dataset = ds.dataset(paths, format="parquet", filesystem=fs, schema=schema)
-    for batch in dataset.to_batches(columns=list(columns) if columns else None, filter=rows, batch_size=batch_rows):
-        if batch.num_rows:
-            yield batch
+    tasks = sorted(tasks, key=lambda t: t.file.file_path)
+    schema = arrow_schema(table, snapshot_id)
+    fs, stripped = _filesystem_for(table, [t.file.file_path for t in tasks])
+    groups: list[list[str]] = [[]]
+    size = count = 0
+    for task, path in zip(tasks, stripped, strict=True):
+        if groups[-1] and (
+            size + task.file.file_size_in_bytes > GROUP_BYTES or count + task.file.record_count > GROUP_ROWS
+        ):
+            groups.append([])
+            size = count = 0
+        groups[-1].append(path)
+        size += task.file.file_size_in_bytes
+        count += task.file.record_count
+    for group in groups:
+        dataset = ds.dataset(group, format="parquet", filesystem=fs, schema=schema)
+        for batch in dataset.to_batches(
+            columns=list(columns) if columns else None,
+            filter=rows,
+            batch_size=batch_rows,
+            batch_readahead=READAHEAD_BATCHES,
+            fragment_readahead=READAHEAD_FILES,
+        ):
+            if batch.num_rows:
+                yield batch
 
 
 def _ancestors(table: Table, snapshot_id: int) -> set[int]:
@@ -178,3 +203,47 @@ def arrow_schema(table: Table, snapshot_id: int | None) -> pa.Schema:
     schemas = {s.schema_id: s for s in table.metadata.schemas}
     schema = schemas.get(snap.schema_id) if snap is not None and snap.schema_id is not None else None
     return (schema or table.schema()).as_arrow()
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items``, produced on a worker thread up to ``depth`` ahead of the consumer.
+
+    Arrow's readers, compute kernels and writers release the GIL, so reading and masking one batch
+    overlaps with encoding the one before (two cores, two stages). An exception in the producer is
+    raised in the consumer; a consumer that stops early stops the producer.
+    """
+    box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            box.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        while worker.is_alive():  # drain so a blocked put sees the stop
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)

@@ -140,8 +140,10 @@ class Store:
         """
         with self._lock:
             cached = self._first_offsets.get(topic)
-        if cached is not None and self._appends_only(EVENTS, cached[0], events_snapshot) and self._appends_only(
-            QUARANTINE, cached[1], quarantine_snapshot
+        if (
+            cached is not None
+            and self._appends_only(EVENTS, cached[0], events_snapshot)
+            and self._appends_only(QUARANTINE, cached[1], quarantine_snapshot)
         ):
             return cached[2]
         out: dict[int, int] = {}
@@ -173,15 +175,11 @@ class Store:
         return snap is not None
 
     # -- reads ----------------------------------------------------------------------------
-    def read_events(
-        self, query: EventQuery, columns: tuple[str, ...] | None, snapshot_id: int | None
-    ) -> pa.Table:
+    def read_events(self, query: EventQuery, columns: tuple[str, ...] | None, snapshot_id: int | None) -> pa.Table:
         """Events matching ``query`` in one snapshot, at once."""
         return read_events(self.table(EVENTS), query, columns, snapshot_id)
 
-    def read_quarantine(
-        self, query: EventQuery, columns: tuple[str, ...] | None, snapshot_id: int | None
-    ) -> pa.Table:
+    def read_quarantine(self, query: EventQuery, columns: tuple[str, ...] | None, snapshot_id: int | None) -> pa.Table:
         """Quarantined records matching ``query``'s topics and offsets in one snapshot of the quarantine table."""
         return read_events(self.table(QUARANTINE), query, columns, snapshot_id)
 

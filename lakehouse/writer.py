@@ -59,7 +59,7 @@ def drop_landed(rows: pa.Table, held: Mapping[TP, int], coords: tuple[str, str, 
     """Rows whose (topic, partition) offset is not yet held by the table (vectorised per partition)."""
     if rows.num_rows == 0 or not held:
         return rows
-    keep = pa.array([True] * rows.num_rows)
+    keep = pa.repeat(True, rows.num_rows)
     topics = rows.column(coords[0])
     partitions = rows.column(coords[1])
     offsets = rows.column(coords[2])

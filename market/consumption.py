@@ -96,14 +96,7 @@ class ConsumptionFlows(SimulationState):
                     channels.append((mp, "AE"))
         if not channels:
             return
-        kinds = np.array(
-            [
-                "solar"
-                if q == "AE"
-                else mp.profile
-                for mp, q in channels
-            ]
-        )
+        kinds = np.array(["solar" if q == "AE" else mp.profile for mp, q in channels])
         base = np.array([mp.base_kwh * (0.6 if q == "AE" else 1.0) for mp, q in channels])
         values = daily_values(rng, kinds, base, day)
         estimated = rng.random(len(channels)) < 0.03

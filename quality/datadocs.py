@@ -95,7 +95,7 @@ def _tag(url: str, prefix: str) -> str:
 def rules_section() -> str:
     """The rules, their severities and suites, as an HTML section for the index page (people start there)."""
     rows = "".join(
-        f'<tr><td>{r.number}</td><td>{html.escape(r.title)}</td><td>{r.severity}</td>'
+        f"<tr><td>{r.number}</td><td>{html.escape(r.title)}</td><td>{r.severity}</td>"
         f'<td><a href="expectations/{r.suite}.html">{r.suite}</a></td></tr>'
         for r in RULES.values()
     )

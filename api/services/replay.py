@@ -256,7 +256,7 @@ def _within(rows: pa.Table, ranges: dict[int, tuple[int, int]]) -> pa.Table:
     """The rows whose (partition, offset) lies in ``ranges[partition]`` = [from, to)."""
     if rows.num_rows == 0:
         return rows
-    keep = pa.array([False] * rows.num_rows)
+    keep = pa.repeat(False, rows.num_rows)
     for p, (lo, hi) in ranges.items():
         inside = pc.and_(
             pc.equal(rows["partition"], p),

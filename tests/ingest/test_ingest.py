@@ -161,3 +161,18 @@ def test_ingest_refines_the_typed_tables_as_it_goes(
     during = read_table(lake, CONSUMPTION)
     assert during.num_rows > 0 and read_table(lake, REGISTRATION).num_rows > 0
     assert refine_consumption(open_catalog(lake), lake).rows == 0  # every commit was refined already
+
+
+def test_a_broker_that_never_answers_at_start_is_waited_for_then_a_clear_error(
+    lake: LakehouseSettings, tmp_path: Path
+) -> None:
+    nobody = f"127.0.0.1:{free_port()}"  # nothing listens there
+    env = ingest_env(nobody, lake, f"absent-{uuid.uuid4().hex[:6]}", MHHS_BROKER_WAIT_SECONDS="12")
+    log = tmp_path / "ingest.log"
+    started = time.monotonic()
+    proc = spawn_ingest(env, until_idle=5, log=log)
+    assert proc.wait(timeout=180) == 1
+    assert time.monotonic() - started >= 12  # it waited before giving up
+    text = log.read_text()
+    assert "broker_unavailable_waiting" in text and "MHHS_BROKER_WAIT_SECONDS" in text
+    assert "Traceback" not in text
