@@ -6,8 +6,9 @@ import itertools
 from collections.abc import Iterator
 from typing import Literal
 
-import duckdb
 import pyarrow as pa
+
+from lakehouse.duck import memory_connection
 
 AggregateLevel = Literal["day", "period"]
 
@@ -36,8 +37,7 @@ def summarise_consumption(tables: Iterator[pa.Table], by: AggregateLevel, min_mp
         first.schema, (b for t in itertools.chain([first], tables) for b in t.to_batches())
     )
     period = ", period_end_utc" if by == "period" else ""
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = memory_connection()
     con.register("rows_in", reader)
     sql = f"""
         SELECT utc_settlement_date{period}, measurement_quantity, substr(mpan, 1, 2) AS distributor,

@@ -1,5 +1,7 @@
 """Ingest throughput: a plain kafka-python consumer (baseline) vs `mhhs ingest`, same N IF-021.
 
+The baseline subscribes to the same topics as the worker (the whole catalogue), in one group.
+
 Usage: python bench/ingest.py [--messages N]
 Reports messages/s and MB/s for both, the ratio, peak RSS of the ingest process, commit
 latency p50/p95 and data files per partition.
@@ -23,7 +25,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import broker, percentile, write_results
+from contract.topics import load_topic_catalogue
 from ingest.kafka_client import TopicPlan, ensure_topics, publish
+from ingest.topics import create_topics
 from market.simulation import Simulation, SimulationParams
 
 
@@ -50,12 +54,15 @@ def produce(bootstrap: str, api: tuple[int, ...], topic: str, n: int) -> tuple[i
     return sent, nbytes
 
 
-def baseline(bootstrap: str, api: tuple[int, ...], topic: str, n: int) -> float:
-    """Seconds for a plain consumer to read and JSON-decode all n messages."""
+def baseline(bootstrap: str, api: tuple[int, ...], topics: list[str], n: int) -> float:
+    """Seconds for a plain consumer to read and JSON-decode all n messages.
+
+    Fair to the worker: one group member subscribed to the same topics (every catalogue topic).
+    """
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=bootstrap,
         api_version=api,
         group_id=f"base-{uuid.uuid4().hex}",
@@ -154,7 +161,8 @@ def main() -> None:
         t0 = time.perf_counter()
         n, nbytes = produce(bootstrap, api, topic, args.messages)
         produce_s = time.perf_counter() - t0
-        base_s = baseline(bootstrap, api, topic, n)
+        create_topics(settings.model_copy(update={"kafka_bootstrap": bootstrap}), bootstrap)  # as the worker does
+        base_s = baseline(bootstrap, api, list(load_topic_catalogue().names), n)
         ingest_s, peak_mb, commits = run_ingest(bootstrap, {}, root / "warehouse", root / "ingest.log")
         files, partitions = files_per_partition(root / "warehouse")
     mb = nbytes / 2**20

@@ -38,7 +38,7 @@ def _mask_secret() -> bytes:
     return DeliveriesSettings().mask_secret.get_secret_value().encode()
 
 
-def _registry():  # type: ignore[no-untyped-def]
+def grant_registry():  # type: ignore[no-untyped-def]
     from deliveries.registry import GrantRegistry
 
     try:
@@ -111,7 +111,7 @@ def add(
         valid_to=_when(valid_to),
     )
     try:
-        recorded = _registry().add(grant)
+        recorded = grant_registry().add(grant)
     except (GrantError, LakehouseError) as exc:
         raise _fail(str(exc)) from exc
     out.print(f"grant {recorded.grant_id} v{recorded.version} for {recorded.recipient}: {recorded.dataset}")
@@ -121,7 +121,7 @@ def add(
 def revoke(grant_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="who revoked it")]) -> None:
     """Revoke a grant: nothing more is delivered under it (its history is kept)."""
     try:
-        revoked = _registry().revoke(grant_id, by)
+        revoked = grant_registry().revoke(grant_id, by)
     except (GrantError, LakehouseError) as exc:
         raise _fail(str(exc)) from exc
     out.print(f"grant {revoked.grant_id} revoked (v{revoked.version})")
@@ -130,7 +130,7 @@ def revoke(grant_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.
 @grants_app.command("list")
 def list_grants(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every grant's latest version."""
-    grants = sorted(_registry().all().values(), key=lambda g: g.grant_id)
+    grants = sorted(grant_registry().all().values(), key=lambda g: g.grant_id)
     if as_json:
         out.print_json(orjson.dumps([g.to_row() for g in grants], default=str).decode())
         return
@@ -146,7 +146,7 @@ def list_grants(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 @grants_app.command("show")
 def show(grant_id: Annotated[str, typer.Argument()]) -> None:
     """Every version of one grant, oldest first."""
-    history = _registry().history(grant_id)
+    history = grant_registry().history(grant_id)
     if not history:
         raise _fail(f"no grant {grant_id!r}")
     out.print_json(orjson.dumps([g.to_row() for g in history], default=str).decode())

@@ -127,15 +127,12 @@ def compact(
 
 @lake_app.command("sql")
 def sql(query: Annotated[str, typer.Argument(help="DuckDB SQL over views named after the tables")]) -> None:
-    """Run DuckDB SQL over the current snapshot of every table (events, quarantine, ...)."""
+    """Run DuckDB SQL over the current snapshot of every table (events, quarantine, ..., consumption_latest)."""
     import duckdb
 
-    from lakehouse.duck import connect, create_views
+    from lakehouse.duck import lake_connection
 
-    settings = LakehouseSettings()
-    catalog = open_catalog(settings)
-    conn = connect()
-    create_views(conn, {name: ensure_table(catalog, settings, name) for name in TABLES})
+    conn = lake_connection(LakehouseSettings())
     try:
         result = conn.sql(query)
     except duckdb.Error as exc:

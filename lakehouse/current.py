@@ -13,33 +13,31 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Literal
 
-import duckdb
 import pyarrow as pa
 from pyiceberg.expressions import And, EqualTo
 from pyiceberg.table import Table
 
+from lakehouse.duck import memory_connection
 from lakehouse.query import typed_filters
 from lakehouse.read import partition_values, plan_files, scan_files
 
 Versions = Literal["latest", "all"]
 EPOCH = date(1970, 1, 1)
 
-LATEST_SQL = """
-SELECT * FROM rows_in
+NEWEST_ONLY = """
 QUALIFY row_number() OVER (
     PARTITION BY mpan, measurement_quantity, period_end_utc
     ORDER BY TRY_CAST(sender_timestamp AS TIMESTAMPTZ) DESC NULLS LAST, source_offset DESC
 ) = 1
-ORDER BY mpan, measurement_quantity, period_end_utc
 """
+LATEST_SQL = f"SELECT * FROM rows_in {NEWEST_ONLY} ORDER BY mpan, measurement_quantity, period_end_utc"
 
 
 def latest_versions(rows: pa.Table) -> pa.Table:
     """The newest version of each (mpan, measurement_quantity, period_end_utc) in ``rows``."""
     if rows.num_rows == 0:
         return rows
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = memory_connection()
     con.register("rows_in", rows)
     return con.execute(LATEST_SQL).to_arrow_table().cast(rows.schema)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import duckdb
 from pyiceberg.table import Table
 
 from lakehouse.errors import LakehouseError
+
+if TYPE_CHECKING:
+    from lakehouse.settings import LakehouseSettings
 
 
 def _extension_path(package: str, name: str) -> str:
@@ -15,6 +20,15 @@ def _extension_path(package: str, name: str) -> str:
     if not path.is_file():
         raise LakehouseError(f"{package} has no {name} extension for duckdb {duckdb.__version__}")
     return str(path)
+
+
+def memory_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for work over Arrow tables: no extensions, UTC, no progress bar."""
+    conn = duckdb.connect()
+    conn.execute("SET TimeZone = 'UTC'")
+    with contextlib.suppress(duckdb.InvalidInputException):  # inside Jupyter, DuckDB wants ipywidgets for this
+        conn.execute("SET enable_progress_bar = false")
+    return conn
 
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -26,7 +40,8 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     conn.execute(f"LOAD '{_extension_path('duckdb_extension_avro', 'avro')}'")
     conn.execute(f"LOAD '{_extension_path('duckdb_extension_iceberg', 'iceberg')}'")
-    conn.execute("SET enable_progress_bar = false")
+    with contextlib.suppress(duckdb.InvalidInputException):  # inside Jupyter, DuckDB wants ipywidgets for this
+        conn.execute("SET enable_progress_bar = false")
     if threads:
         conn.execute(f"SET threads = {int(threads)}")
     return conn
@@ -53,3 +68,27 @@ def create_views(
             continue
         snap = (snapshots or {}).get(name)
         conn.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {iceberg_scan_sql(table, snap)}')
+
+
+def lake_connection(
+    settings: LakehouseSettings | None = None,
+    snapshots: dict[str, int | None] | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view per table of the store, and ``consumption_latest``.
+
+    ``consumption_latest`` is the current value of each half hour (the newest version per MPAN x
+    quantity x period, ``lakehouse.current``); ``consumption`` keeps every version. Each view reads
+    the table's current snapshot, or the one in ``snapshots``. For analysts and ``mhhs lake sql``.
+    """
+    from lakehouse.catalog import open_catalog
+    from lakehouse.current import NEWEST_ONLY
+    from lakehouse.settings import LakehouseSettings
+    from lakehouse.tables import CONSUMPTION, TABLES, ensure_table
+
+    settings = settings or LakehouseSettings()
+    catalog = open_catalog(settings)
+    conn = connect(threads)
+    create_views(conn, {name: ensure_table(catalog, settings, name) for name in TABLES}, snapshots)
+    conn.execute(f"CREATE OR REPLACE VIEW consumption_latest AS SELECT * FROM {CONSUMPTION} {NEWEST_ONLY}")
+    return conn

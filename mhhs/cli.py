@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from pathlib import Path
 
 import typer
 from pydantic import ValidationError
 
 from api import cli as api_cli
 from deliveries import cli as deliveries_cli
+from deliveries.settings import DeliveriesSettings
 from ingest import cli as ingest_cli
 from ingest.settings import IngestSettings
 from lakehouse import cli as lake_cli
@@ -103,12 +105,51 @@ def demo(
     certificates = certify(store, quality)
     complete = sum(c.complete for c in certificates)
     err.print(f"completeness: {complete} of {len(certificates)} topic x date certificates complete")
-    _next_steps(quality)
+    err.rule("8. a signed delivery to an authorised third party (grant, delivery, verification)")
+    delivered = _demo_delivery()
+    _next_steps(quality, delivered)
 
 
-def _next_steps(quality: QualitySettings) -> None:
+DEMO_GRANT = "demo-network-planner"
+
+
+def _demo_delivery() -> str | None:
+    """Grant a network planner the consumption aggregate, deliver it, verify it as the recipient would."""
+    from datetime import UTC, datetime
+
+    from access.grants import Grant
+    from deliveries.verify import load_public_keys, verify_delivery
+
+    err = ingest_cli.err
+    registry = deliveries_cli.grant_registry()
+    if DEMO_GRANT not in registry.all():
+        registry.add(
+            Grant(
+                grant_id=DEMO_GRANT,
+                recipient="network-planner",
+                dataset="consumption_aggregate",
+                schedule="0 6 * * *",
+                destination=str(Path("var/deliveries/outbox").resolve()),
+                approved_by="demo",
+                valid_from=datetime.now(UTC),
+            )
+        )
+        err.print(f"grant {DEMO_GRANT}: consumption aggregate for network-planner, daily at 06:00 UTC")
+    outcome = deliveries_cli.runner().run([DEMO_GRANT])[0]
+    err.print(f"delivery: {outcome.status}, {outcome.rows:,} rows -> {outcome.location or '-'}")
+    if outcome.location is None:
+        return None
+    settings = DeliveriesSettings()
+    manifest = verify_delivery(Path(outcome.location), load_public_keys(jwks=str(settings.jwks_file)))
+    err.print(f"verified as the recipient would: signature, {len(manifest.files)} files' sha256 and rows")
+    return outcome.location
+
+
+def _next_steps(quality: QualitySettings, delivered: str | None) -> None:
     """What to do after the demo, with commands that work as printed."""
     err = ingest_cli.err
+    jwks = DeliveriesSettings().jwks_file
+    verify_line = [f"Verify the delivery: mhhs deliveries verify {delivered} --jwks {jwks}"] if delivered else []
     err.rule("what next")
     err.print(
         "\n".join(
@@ -123,6 +164,8 @@ def _next_steps(quality: QualitySettings) -> None:
                 "'http://127.0.0.1:8000/v1/consumption/aggregate?format=csv'",
                 f"Data quality: `mhhs quality report`, Data Docs at {(quality.docs_dir / 'index.html').resolve()}",
                 "Notebooks for analysts: `make lab` (JupyterLab on 127.0.0.1, notebooks/)",
+                *verify_line,
+                "Grants and the scheduler: `mhhs grants list`, `mhhs scheduler --once` (README: Deliveries)",
                 "The broker keeps running: `make kafka-down` stops it.",
             ]
         ),

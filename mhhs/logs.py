@@ -9,6 +9,24 @@ import orjson
 import structlog
 
 
+class TransientKafkaErrors(logging.Filter):
+    """kafka-python's connection errors are warnings: it reconnects by itself, and ours say when to give up.
+
+    While a broker starts (or restarts) every refused connection is logged by kafka-python at ERROR;
+    the product waits for the broker (``wait_for_broker``, ``MHHS_BROKER_WAIT_SECONDS``) and reports
+    one error of its own if it never answers.
+    """
+
+    MARKERS = ("Connection", "connect", "Bootstrap", "ECONNREFUSED", "Unable to bootstrap", "node_id")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("kafka.") and record.levelno >= logging.ERROR:
+            text = record.getMessage()
+            if any(m in text for m in self.MARKERS):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route structlog and stdlib logging to JSON lines on stderr at ``level``.
 
@@ -40,6 +58,7 @@ def configure_logging(level: str = "INFO") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(TransientKafkaErrors())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -1,1 +1,4 @@
-"""Notebooks for analysts; they call the public functions of lakehouse only."""
+"""Notebooks for analysts (jupytext percent scripts), over the public functions of lakehouse and ingest.
+
+``notebooks.connect`` finds the broker and the API from the ``MHHS_*`` settings.
+"""

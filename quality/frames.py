@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from contract.identifiers import DNO_BY_DISTRIBUTOR, IDNO_DISTRIBUTORS
+from lakehouse.duck import memory_connection
 
 ENTITY = ("mpan", "measurement_quantity", "utc_settlement_date", "participant", "transaction_id")
 """The columns that name an entity in every frame (null where they do not apply)."""
@@ -186,9 +186,7 @@ def history_window(day: date, days: int = 28) -> tuple[date, date]:
 
 def build_frames(src: DaySources, min_history: int = 5, threads: int | None = None) -> DayFrames:
     """Evaluate the set-wise parts of every rule for one date (DuckDB over the date's partitions)."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    con = memory_connection()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     for name, source in (

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from api.settings import ApiSettings
+from deliveries.settings import DeliveriesSettings
 from devstack.iceberg_rest import ICEBERG_REST_VERSION
 from devstack.settings import DevstackSettings
 from ingest.settings import IngestSettings
@@ -22,6 +23,7 @@ def _known() -> set[str]:
     classes = (IngestSettings, LakehouseSettings, DevstackSettings)
     names = {f"MHHS_{n.upper()}" for cls in classes for n in cls.model_fields}
     names |= {f"MHHS_API_{n.upper()}" for n in ApiSettings.model_fields}
+    names |= {f"MHHS_DELIVERIES_{n.upper()}" for n in DeliveriesSettings.model_fields}
     return names
 
 
@@ -44,6 +46,16 @@ def test_compose_runs_ingest_and_api_from_the_repository_image() -> None:
     assert doc["services"]["api"]["command"][0] == "serve"
     for needed in ("kafka", "minio", "iceberg-rest"):
         assert needed in doc["services"]
+
+
+def test_compose_scheduler_signs_with_the_keys_the_api_publishes() -> None:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    scheduler, api = doc["services"]["scheduler"], doc["services"]["api"]
+    assert scheduler["build"] == "." and scheduler["command"] == ["scheduler"]
+    assert scheduler["environment"]["MHHS_DELIVERIES_JWKS_FILE"] == api["environment"]["MHHS_API_DELIVERIES_JWKS_FILE"]
+    assert scheduler["environment"]["MHHS_API_MASK_SECRET"] == api["environment"]["MHHS_API_MASK_SECRET"]
+    keys = {v.split(":")[0] for v in scheduler["volumes"]} & {v.split(":")[0] for v in api["volumes"]}
+    assert keys and all(k in doc["volumes"] for k in keys)
 
 
 def test_every_image_is_pinned_and_kafka_is_the_local_broker_release() -> None:

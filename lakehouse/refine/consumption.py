@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
+from lakehouse.duck import memory_connection
 from lakehouse.offsets import committed_offsets, snapshot_offsets
 from lakehouse.query import EventQuery, read_events
 from lakehouse.refine.watermark import REFINE_GROUP
@@ -149,9 +149,7 @@ def explode_consumption(events: pa.Table, refined_at: datetime | None = None) ->
     schema = TABLES[CONSUMPTION].arrow_schema
     if events.num_rows == 0:
         return Refined(schema.empty_table(), TABLES[REFINE_REJECTS].arrow_schema.empty_table())
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    con = memory_connection()
     con.register("batch", events)
     rows = con.execute(_EXPLODE).to_arrow_table()
     refused = pc.or_kleene(

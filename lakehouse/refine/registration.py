@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
@@ -28,6 +27,7 @@ from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.table import Table
 
 from contract.topics import topic_for_interface
+from lakehouse.duck import memory_connection
 from lakehouse.offsets import OFFSETS_KEY, TP, encode_offsets, merge_offsets, snapshot_offsets
 from lakehouse.query import EventQuery, read_events
 from lakehouse.read import read_data_files
@@ -135,8 +135,7 @@ class RegistrationCommit:
 
 def registration_intervals(registration_events: pa.Table) -> pa.Table:
     """(mpan, participant, role, eff_from, eff_to, ...) from IF-036/IF-037 event rows (9999-12-31 = open)."""
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = memory_connection()
     con.register("registration", registration_events)
     return con.execute(INTERVALS_SQL).to_arrow_table()
 
