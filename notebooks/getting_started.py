@@ -123,7 +123,7 @@ per_gsp = con.sql(
 
 fig, ax = plt.subplots(figsize=(10, 4))
 for (gsp,), rows in per_gsp.group_by("gsp_group", maintain_order=True):
-    ax.plot(rows["local_period"], rows["kwh"].cast(pl.Float64), label=gsp.lstrip("_"))  # "_A": matplotlib hides "_" labels
+    ax.plot(rows["local_period"], rows["kwh"].cast(pl.Float64), label=gsp.lstrip("_"))  # hides "_A"-style labels
 ax.set(title=f"Import per half hour by GSP group, {day}", xlabel="local settlement period", ylabel="kWh")
 ax.legend(ncol=7, fontsize="small")
 plt.show()
