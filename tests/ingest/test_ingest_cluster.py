@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,14 @@ from devstack.kafka import LocalBrokerConfig, start_local_broker, stop_local_bro
 from devstack.settings import DevstackSettings
 from ingest.settings import IngestSettings
 from lakehouse.settings import LakehouseSettings
-from tests.support.kafka import assert_exactly_once, ingest_env, publish_market, spawn_ingest
+from tests.support.kafka import (
+    assert_exactly_once,
+    ingest_env,
+    kafka_inventory,
+    publish_market,
+    spawn_ingest,
+    wait_until_landed,
+)
 
 
 def test_two_workers_and_a_third_joining_mid_run_land_everything_once(
@@ -59,12 +67,15 @@ def test_broker_stopped_and_restarted_mid_run_loses_nothing(
         MHHS_BATCH_MAX_SECONDS="0.3",
     )
     log = tmp_path / "ingest.log"
-    proc = spawn_ingest(env, until_idle=40, log=log)
+    proc = spawn_ingest(env, until_idle=600, log=log)  # stopped by SIGTERM once everything has landed
     time.sleep(6)
     assert stop_local_broker(own_broker)
     time.sleep(8)
     again = start_local_broker(own_broker)
     assert again.bootstrap == broker.bootstrap
     publish_market(broker.bootstrap, settings, mpans=100, days=1, seed=78)  # more after the outage
-    assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
-    assert assert_exactly_once(broker.bootstrap, settings, lake) > 3000
+    on_broker = len(kafka_inventory(broker.bootstrap, settings)[0])
+    wait_until_landed(lake, on_broker, proc, timeout_s=600)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    assert assert_exactly_once(broker.bootstrap, settings, lake) == on_broker

@@ -125,3 +125,19 @@ def wait_until_consumed(port: int, records: int, proc: subprocess.Popen[bytes], 
         assert proc.poll() is None, "the ingest worker exited early"
         assert time.monotonic() < deadline, f"the worker read {consumed_so_far(port)} of {records} records"
         time.sleep(0.5)
+
+
+def wait_until_landed(lake: LakehouseSettings, records: int, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Block until events + quarantine hold at least ``records`` rows (or fail the test)."""
+    deadline = time.monotonic() + timeout_s
+
+    def landed() -> int:
+        try:
+            return sum(read_table(lake, name, ["offset"]).num_rows for name in (EVENTS, QUARANTINE))
+        except Exception:  # the tables may not exist yet
+            return 0
+
+    while (n := landed()) < records:
+        assert proc.poll() is None, "the ingest worker exited early"
+        assert time.monotonic() < deadline, f"{n} of {records} records landed"
+        time.sleep(1.0)
