@@ -115,7 +115,7 @@ def refine_registration(warehouse: Path) -> tuple[float, int]:
     settings = LakehouseSettings(warehouse=str(warehouse))
     started = time.perf_counter()
     commit = rebuild_registration(open_catalog(settings), settings)
-    return time.perf_counter() - started, commit.rows
+    return time.perf_counter() - started, commit.rows_written
 
 
 def main() -> None:
