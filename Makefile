@@ -52,7 +52,7 @@ lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,notebooks]'
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	cp notebooks/lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py
