@@ -87,7 +87,7 @@ def baseline(bootstrap: str, api: tuple[int, ...], topics: list[str], n: int) ->
 
 
 def run_ingest(
-    bootstrap: str, topic_env: dict[str, str], warehouse: Path, log: Path
+    bootstrap: str, topic_env: dict[str, str], warehouse: Path, log: Path, processes: int = 1
 ) -> tuple[float, float, list[float]]:
     env = dict(os.environ)
     env.update(topic_env)
@@ -102,13 +102,16 @@ def run_ingest(
     started = time.perf_counter()
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mhhs", "ingest", "--until-idle", "5"], env=env, stdout=subprocess.DEVNULL, stderr=fh
+            [sys.executable, "-m", "mhhs", "ingest", "--until-idle", "5", "--processes", str(processes)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
         )
         ps = psutil.Process(proc.pid)
         peak = 0
         while proc.poll() is None:
-            try:
-                peak = max(peak, ps.memory_info().rss)
+            try:  # the largest member (one process, or each of --processes)
+                peak = max(peak, ps.memory_info().rss, *(c.memory_info().rss for c in ps.children(recursive=True)))
             except psutil.NoSuchProcess:
                 break
             time.sleep(0.2)
@@ -151,6 +154,7 @@ def files_per_partition(warehouse: Path) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--processes", type=int, default=1, help="also run `mhhs ingest --processes N` (goal 1.5x)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -165,6 +169,9 @@ def main() -> None:
         base_s = baseline(bootstrap, api, list(load_topic_catalogue().names), n)
         ingest_s, peak_mb, commits = run_ingest(bootstrap, {}, root / "warehouse", root / "ingest.log")
         files, partitions = files_per_partition(root / "warehouse")
+        scaled = None
+        if args.processes > 1:
+            scaled = run_ingest(bootstrap, {}, root / "warehouse-n", root / "ingest-n.log", args.processes)
     mb = nbytes / 2**20
     figures = {
         "messages": n,
@@ -185,6 +192,15 @@ def main() -> None:
         },
         "ratio_ingest_to_baseline": round(base_s / ingest_s, 3),
     }
+    if scaled is not None:
+        figures["processes"] = {
+            "n": args.processes,
+            "seconds": round(scaled[0], 2),
+            "msgs_per_s": round(n / scaled[0]),
+            "largest_member_peak_rss_mb": round(scaled[1]),
+            "speedup_vs_one_process": round(ingest_s / scaled[0], 3),
+            "goal_speedup": 1.5,
+        }
     rows = [
         ("baseline (kafka-python + orjson)", f"{n / base_s:,.0f}", f"{mb / base_s:,.1f}", "-", "-"),
         (
@@ -196,6 +212,11 @@ def main() -> None:
         ),
         ("ratio ingest / baseline", f"{base_s / ingest_s:.3f}", "", "", ""),
     ]
+    if scaled is not None:
+        rows.append(
+            (f"mhhs ingest --processes {args.processes}", f"{n / scaled[0]:,.0f}", f"{mb / scaled[0]:,.1f}",
+             f"{scaled[1]:,.0f}", f"speed-up {ingest_s / scaled[0]:.2f}x (goal 1.5)")
+        )  # fmt: skip
     write_results("ingest", figures, rows, ("path", "msgs/s", "MB/s", "peak RSS MB", "commit p50/p95 s"))
 
 

@@ -104,6 +104,9 @@ def ingest_command(
     ] = None,
     group: Annotated[str | None, typer.Option(help="consumer group (default MHHS_GROUP_ID)")] = None,
     worker_id: Annotated[str | None, typer.Option(help="this worker's name (default host-pid)")] = None,
+    processes: Annotated[
+        int, typer.Option(min=1, max=256, help="group members to run in this command, one process each")
+    ] = 1,
 ) -> None:
     """Land every MHHS broker event in Iceberg exactly once; quarantine the malformed."""
     updates: dict[str, object] = {}
@@ -116,11 +119,56 @@ def ingest_command(
         bootstrap = locate_broker(ctx, settings)
     except IngestError as exc:
         raise fail(str(exc)) from exc
-    run_ingest(settings, bootstrap, until_idle)
+    if processes == 1:
+        run_ingest(settings, bootstrap, until_idle)
+        return
+    raise typer.Exit(run_members(settings, bootstrap, until_idle, processes))
 
 
-def run_ingest(settings: IngestSettings, bootstrap: str, until_idle: float | None = None) -> None:
-    """Run one ingest worker on ``bootstrap`` (until idle, or until SIGTERM)."""
+def _member(settings: IngestSettings, bootstrap: str, until_idle: float | None) -> None:
+    try:
+        run_ingest(settings, bootstrap, until_idle, live=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+def run_members(settings: IngestSettings, bootstrap: str, until_idle: float | None, processes: int) -> int:
+    """Run ``processes`` workers of one group, each in its own process; the first failing exit code, else 0.
+
+    Each is named ``<worker id>-<i>`` (default host-pid-i) and, with ``MHHS_METRICS_PORT`` set, serves
+    its metrics on that port + i. SIGTERM / SIGINT are passed on: each commits its batch and stops.
+    """
+    import multiprocessing
+    import os
+    import signal
+    import socket
+
+    base = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    context = multiprocessing.get_context("fork")  # before any thread starts: children inherit logging
+    members = []
+    for i in range(processes):
+        port = settings.metrics_port + i if settings.metrics_port else 0
+        member = settings.model_copy(update={"worker_id": f"{base}-{i}", "metrics_port": port})
+        proc = context.Process(target=_member, args=(member, bootstrap, until_idle), name=f"ingest-{i}")
+        proc.start()
+        members.append(proc)
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in members:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for proc in members:
+        proc.join()
+    codes = [proc.exitcode or 0 for proc in members]
+    err.print(f"ingest: {processes} processes ended, exit codes {codes}")
+    return next((c for c in codes if c), 0)
+
+
+def run_ingest(settings: IngestSettings, bootstrap: str, until_idle: float | None = None, live: bool = True) -> None:
+    """Run one ingest worker on ``bootstrap`` (until idle, or until SIGTERM); ``live``: a live table on a tty."""
     from ingest.service import IngestWorker, install_signal_handlers
     from lakehouse.errors import LakehouseError
     from lakehouse.settings import LakehouseSettings
@@ -143,13 +191,13 @@ def run_ingest(settings: IngestSettings, bootstrap: str, until_idle: float | Non
     install_signal_handlers(worker)
     if settings.metrics_port:
         worker.metrics.serve(settings.metrics_port)
-    if sys.stderr.isatty():
+    if live and sys.stderr.isatty():
         from rich.live import Live
 
-        with Live(console=err, refresh_per_second=4) as live:
+        with Live(console=err, refresh_per_second=4) as view:
 
             def tick(stats: object) -> None:
-                live.update(_stats_table(worker))
+                view.update(_stats_table(worker))
 
             stats = worker.run(until_idle=until_idle, on_tick=tick)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 import uuid
@@ -42,6 +43,21 @@ def test_two_workers_and_a_third_joining_mid_run_land_everything_once(
     for proc in [*first, third]:
         assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
     assert assert_exactly_once(kafka_bootstrap, broker_settings, lake) > 3000
+
+
+def test_one_command_runs_two_group_members_that_land_everything_once(
+    kafka_bootstrap: str, broker_settings: IngestSettings, lake: LakehouseSettings, tmp_path: Path
+) -> None:
+    publish_market(kafka_bootstrap, broker_settings, mpans=200, days=1, seed=67)
+    env = ingest_env(kafka_bootstrap, lake, f"duo-{uuid.uuid4().hex[:6]}", MHHS_WORKER_ID="duo")
+    log = tmp_path / "ingest.log"
+    proc = spawn_ingest(env, 6, log, "--processes", "2")
+    assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    consumed = {m: int(n) for m, n in re.findall(r"ingest (duo-\d): consumed (\d+)", text)}
+    assert set(consumed) == {"duo-0", "duo-1"} and all(consumed.values()), text  # both members took a share
+    assert "2 processes ended, exit codes [0, 0]" in text
+    assert assert_exactly_once(kafka_bootstrap, broker_settings, lake) > 1000
 
 
 @pytest.fixture()

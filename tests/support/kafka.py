@@ -89,10 +89,10 @@ def ingest_env(bootstrap: str, lake: LakehouseSettings, group: str, **extra: str
     return env
 
 
-def spawn_ingest(env: dict[str, str], until_idle: float, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``mhhs ingest --until-idle`` as a separate process (so it can be killed for real)."""
+def spawn_ingest(env: dict[str, str], until_idle: float, log: Path, *more: str) -> subprocess.Popen[bytes]:
+    """Start ``mhhs ingest --until-idle`` (and ``more`` arguments) as a separate process (so it can be killed)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "mhhs", "ingest", "--until-idle", str(until_idle)],
+        [sys.executable, "-m", "mhhs", "ingest", "--until-idle", str(until_idle), *more],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("ab"),
