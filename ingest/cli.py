@@ -162,7 +162,8 @@ def run_members(settings: IngestSettings, bootstrap: str, until_idle: float | No
     signal.signal(signal.SIGINT, forward)
     for proc in members:
         proc.join()
-    codes = [proc.exitcode or 0 for proc in members]
+    # a member killed by a signal reports -signum: exit as a shell would, 128 + signum
+    codes = [128 - code if code is not None and code < 0 else code or 0 for code in (p.exitcode for p in members)]
     err.print(f"ingest: {processes} processes ended, exit codes {codes}")
     return next((c for c in codes if c), 0)
 

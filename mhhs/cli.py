@@ -149,7 +149,8 @@ def _next_steps(quality: QualitySettings, delivered: str | None) -> None:
     """What to do after the demo, with commands that work as printed."""
     err = ingest_cli.err
     jwks = DeliveriesSettings().jwks_file
-    verify_line = [f"Verify the delivery: mhhs deliveries verify {delivered} --jwks {jwks}"] if delivered else []
+    verify = f"Verify the delivery: .venv/bin/mhhs deliveries verify {delivered} --jwks {jwks}"
+    verify_line = [verify] if delivered else []
     err.rule("what next")
     err.print(
         "\n".join(

@@ -77,16 +77,23 @@ class ApiClient:
 
         Raises:
             httpx.HTTPStatusError: with the problem+json body when the API refuses.
+            RuntimeError: when nothing answers at the API's URL.
         """
         params: dict[str, Any] = {"limit": limit}
         if from_offsets:
             params["from_offsets"] = ",".join(f"{p}:{o}" for p, o in sorted(from_offsets.items()))
         while True:
-            with self._http.stream("GET", f"/v1/replays/{topic}", params=params) as resp:
-                if resp.status_code != 200:
-                    resp.read()
-                    raise httpx.HTTPStatusError(resp.text, request=resp.request, response=resp)
-                lines = [orjson.loads(line) for line in resp.iter_lines() if line]
+            try:
+                with self._http.stream("GET", f"/v1/replays/{topic}", params=params) as resp:
+                    if resp.status_code != 200:
+                        resp.read()
+                        raise httpx.HTTPStatusError(resp.text, request=resp.request, response=resp)
+                    lines = [orjson.loads(line) for line in resp.iter_lines() if line]
+            except httpx.TransportError as exc:
+                raise RuntimeError(
+                    f"the API at {self._http.base_url} does not answer ({exc}): start it with `mhhs serve`, "
+                    "or set MHHS_NOTEBOOK_API_URL"
+                ) from exc
             yield lines
             cursor = lines[-1].get("next_cursor") if lines else None
             if not cursor:
