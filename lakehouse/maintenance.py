@@ -124,16 +124,19 @@ class CompactReport:
 
 
 def content_checksum(rows: pa.Table) -> tuple[int, str]:
-    """Row count and an order-independent checksum of (topic, partition, offset, value).
+    """Row count and an order-independent checksum of (topic, partition, offset, value), or of every
+    column for rows that are not events (a typed table's).
 
-    Vectorised in DuckDB: the XOR of a 64-bit hash of each row's four columns.
+    Vectorised in DuckDB: the XOR of a 64-bit hash of each row's columns.
     """
     if rows.num_rows == 0:
         return 0, "0" * 16
-    view = rows.select(["topic", "partition", "offset", "value"])  # noqa: F841 (read by DuckDB by name)
-    count, digest = duckdb.sql(
-        'SELECT count(*), bit_xor(hash("topic", "partition", "offset", "value")) FROM view'
-    ).fetchone()  # type: ignore[misc]
+    names = ["topic", "partition", "offset", "value"]
+    if not set(names) <= set(rows.column_names):
+        names = rows.column_names
+    view = rows.select(names)  # noqa: F841 (read by DuckDB by name)
+    terms = ", ".join(f'"{n}"' for n in names)
+    count, digest = duckdb.sql(f"SELECT count(*), bit_xor(hash({terms})) FROM view").fetchone()  # type: ignore[misc]
     return int(count), f"{int(digest):016x}"
 
 
@@ -190,10 +193,13 @@ def compact_table(
     table: Table,
     min_files: int = 2,
     max_attempts: int = 20,
-    sort_by: tuple[str, ...] = ("partition", "offset"),
+    sort_by: tuple[str, ...] | None = None,
     partitions_per_commit: int = 256,
 ) -> CompactReport:
     """Rewrite every partition holding ``min_files`` or more files into one sorted file per partition.
+
+    Rows are sorted by ``sort_by``, by default the table's sort order (the events table: partition
+    and offset; consumption: MPAN and period end, which refine leaves to compaction).
 
     Partitions are rewritten in groups, one commit per group that swaps exactly the files it read
     for the files it wrote, and asserts the snapshot it planned from; a concurrent ingest commit
@@ -205,6 +211,10 @@ def compact_table(
     """
     table.refresh()
     name = ".".join(table.name())
+    if sort_by is None:
+        schema = table.schema()
+        sort_by = tuple(schema.find_column_name(f.source_id) or "" for f in table.sort_order().fields)
+    order = sort_by
     files_before = len(list(table.scan().plan_files()))
     rewritten = 0
     total_rows = 0
@@ -224,7 +234,7 @@ def compact_table(
         if not todo:
             return None
         group = todo[:partitions_per_commit]
-        rows, digest = _rewrite_group(table, group, sort_by)
+        rows, digest = _rewrite_group(table, group, order)
         return [k for k, _ in group], rows, digest
 
     while (result := retry_commit(name, attempt, max_attempts)) is not None:

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
+from lakehouse.datafiles import delete_data_files
 from lakehouse.maintenance import expire_old_snapshots
 from lakehouse.offsets import (
     OFFSETS_KEY,
@@ -117,6 +119,47 @@ def append_with_offsets(
             n,
             time.perf_counter() - started,
         )
+
+    return retry_commit(name, attempt, max_attempts)
+
+
+def add_files_with_offsets(
+    table: Table,
+    files: list[DataFile],
+    rows: int,
+    group: str,
+    starts: Mapping[TP, int],
+    next_offsets: Mapping[TP, int],
+    properties: Mapping[str, str],
+    max_attempts: int,
+) -> TableCommit | None:
+    """Commit data files already written, and the offsets moved from ``starts`` to ``next_offsets``, in one snapshot.
+
+    The fence for files (their rows cannot be filtered again): the commit happens only while
+    ``group``'s offsets of every partition in ``starts`` are still exactly there. If another writer
+    moved any of them, the files are deleted and None is returned, so the caller plans again.
+
+    Raises:
+        CommitConflictError: if the commit still conflicts after ``max_attempts``.
+    """
+    name = ".".join(table.name())
+    started = time.perf_counter()
+
+    def attempt(n: int) -> TableCommit | None:
+        if n > 1:
+            table.refresh()
+        held_all = snapshot_offsets(table)
+        held = held_all.get(group, {})
+        if any(held.get(tp, 0) != start for tp, start in starts.items()):
+            delete_data_files(table, files)
+            return None
+        summary = dict(properties)
+        summary[OFFSETS_KEY] = encode_offsets(merge_offsets(held_all, group, dict(next_offsets)))
+        with table.transaction() as tx, tx._append_snapshot_producer(summary) as append:  # as table.append does
+            for f in files:
+                append.append_data_file(f)
+        snap = table.current_snapshot()
+        return TableCommit(name, snap.snapshot_id if snap else None, rows, 0, n, time.perf_counter() - started)
 
     return retry_commit(name, attempt, max_attempts)
 

@@ -19,18 +19,25 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 from pyiceberg.catalog import Catalog
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
-from lakehouse.duck import memory_connection
+from lakehouse.datafiles import publish_data_file, staged_copy
+from lakehouse.duck import connect, iceberg_scan_sql
 from lakehouse.offsets import committed_offsets, snapshot_offsets
 from lakehouse.query import EventQuery, read_events
+from lakehouse.read import partition_values, plan_files
 from lakehouse.refine.watermark import REFINE_GROUP
 from lakehouse.settings import LakehouseSettings
+from lakehouse.storage import filesystem_for_paths
 from lakehouse.tables import CONSUMPTION, EVENTS, REFINE_REJECTS, TABLES, ensure_table, identifier
-from lakehouse.writer import TableCommit, append_with_offsets
+from lakehouse.writer import TableCommit, add_files_with_offsets, append_with_offsets
 
 CONSUMPTION_TOPIC = "mhhs.consumption.if-021"
 LONDON = ZoneInfo("Europe/London")
@@ -52,11 +59,17 @@ _STRUCTURE = (
     '"connectionType": "VARCHAR", "periods": [{"settlementPeriodEffectiveToDateTime": "VARCHAR", '
     '"consumption": "VARCHAR", "settlementPeriodQualityIndicator": "VARCHAR", "estimationReasonCode": "VARCHAR"}]}}'
 )
+SLOT_US = 30 * 60 * 1_000_000  # one settlement period
+Dates = tuple[date | None, date | None]  # the first and last UTC settlement dates of a window
+REFUSED = "refused"
+# One pass: parse, unnest, type, date and flag every period; the rows of the table, plus a bucket
+# (the UTC settlement date, or 'refused') to partition the output by. A refused row keeps its reason
+# in refine_flag and the period end as sent in consumption_raw, until it becomes a refine_rejects row.
 _EXPLODE = f"""
 WITH docs AS (
     SELECT mpan, settlement_date, transaction_id, sender_timestamp, topic, "partition", "offset", landed_at,
            from_json(decode("value"), '{_STRUCTURE}').CustomBlock AS c
-    FROM batch
+    FROM ({{source}})
 ), periods AS (
     SELECT mpan, settlement_date, transaction_id, sender_timestamp, topic, "partition", "offset", landed_at,
            c.measurementQuantityID AS measurement_quantity, c.dataServiceDIPID AS data_service_dip_id,
@@ -64,73 +77,87 @@ WITH docs AS (
            unnest(CASE WHEN len(c.periods) > 0 THEN c.periods ELSE [NULL] END) AS p
     FROM docs
 ), typed AS (
-    SELECT *, TRY_CAST(p.consumption AS DECIMAL(12, 3)) AS kwh, TRY_CAST(p.consumption AS DOUBLE) AS kwh_double
+    SELECT *, TRY_CAST(p.consumption AS DECIMAL(12, 3)) AS kwh, TRY_CAST(p.consumption AS DOUBLE) AS kwh_double,
+           TRY_CAST(p.settlementPeriodEffectiveToDateTime AS TIMESTAMPTZ) AS period_end_utc
     FROM periods
+), checked AS (
+    SELECT *, epoch_us(period_end_utc) - {SLOT_US} AS start_us,
+           CASE WHEN p IS NULL THEN 'no_periods' WHEN mpan IS NULL THEN 'missing_mpan'
+                WHEN measurement_quantity IS NULL THEN 'missing_quantity'
+                WHEN period_end_utc IS NULL THEN 'invalid_period_end' END AS refused
+    FROM typed
 )
-SELECT mpan, measurement_quantity, settlement_date AS utc_settlement_date,
-       p.settlementPeriodEffectiveToDateTime AS period_end_text,
-       TRY_CAST(p.settlementPeriodEffectiveToDateTime AS TIMESTAMPTZ) AS period_end_utc,
-       p.consumption AS consumption_text,
-       kwh AS consumption_kwh,
-       CASE WHEN p.consumption IS NULL THEN NULL
-            WHEN kwh IS NULL THEN 'out_of_range'
-            WHEN kwh_double <> CAST(kwh AS DOUBLE) THEN 'excess_precision'
-       END AS refine_flag,
-       p.settlementPeriodQualityIndicator AS quality_indicator,
+SELECT mpan, measurement_quantity, settlement_date AS utc_settlement_date, period_end_utc, {{local}},
+       kwh AS consumption_kwh, p.settlementPeriodQualityIndicator AS quality_indicator,
        TRY_CAST(p.estimationReasonCode AS INTEGER) AS estimation_reason,
        data_service_dip_id, connection_type, transaction_id, sender_timestamp,
-       topic AS source_topic, "partition" AS source_partition, "offset" AS source_offset, landed_at,
-       p IS NULL AS no_periods
-FROM typed
-ORDER BY mpan, period_end_utc
+       topic AS source_topic, CAST("partition" AS INTEGER) AS source_partition,
+       CAST("offset" AS BIGINT) AS source_offset, landed_at,
+       CASE WHEN refused IS NOT NULL THEN p.settlementPeriodEffectiveToDateTime
+            WHEN kwh IS NULL OR kwh_double <> CAST(kwh AS DOUBLE) THEN p.consumption END AS consumption_raw,
+       CASE WHEN refused IS NOT NULL THEN refused
+            WHEN p.consumption IS NULL THEN NULL
+            WHEN kwh IS NULL THEN 'out_of_range'
+            WHEN kwh_double <> CAST(kwh AS DOUBLE) THEN 'excess_precision' END AS refine_flag,
+       CASE WHEN refused IS NOT NULL THEN '{REFUSED}' ELSE CAST(settlement_date AS VARCHAR) END AS bucket
+FROM checked
 """
+# Europe/London date and period of a row: looked up by index in the clock of the window's half
+# hours, or, for a period outside it (a far-off date sent in error), computed row by row.
+_IN_CLOCK = "start_us >= {origin} AND start_us < {end}"
+_BY_CLOCK = "getvariable('mhhs_local_{name}')[(start_us - {origin}) // {slot} + 1]"
+_ROW_DATE = f"CAST(timezone('{LONDON.key}', period_end_utc - INTERVAL 30 MINUTE) AS DATE)"
+_ROW_PERIOD = (
+    f"CAST((start_us - epoch_us(timezone('{LONDON.key}', CAST({_ROW_DATE} AS TIMESTAMP)))) // {SLOT_US} + 1 AS INTEGER)"
+)
+_FIELDS = {
+    "no_periods": "CustomBlock.periods",
+    "missing_mpan": "CommonBlock.M0.MPANCore",
+    "missing_quantity": "CustomBlock.measurementQuantityID",
+    "invalid_period_end": "CustomBlock.periods.settlementPeriodEffectiveToDateTime",
+}
 
 
-@dataclass(frozen=True, slots=True)
-class Refined:
-    """One window of IF-021 events, refined: the consumption rows and the rows set aside."""
+def _clock(con: duckdb.DuckDBPyConnection, first: date | None, last: date | None) -> str:
+    """The select terms that date the rows: ``local_settlement_date`` and ``local_period``.
 
-    rows: pa.Table
-    rejects: pa.Table
+    The Europe/London date and period number (46/48/50 on clock-change days) of every half hour of
+    the UTC settlement dates ``first`` to ``last`` (a day either side), computed once (zoneinfo,
+    vectorised) and held in two DuckDB list variables, so a row is dated by an index.
+    """
+    if first is None or last is None:
+        return f"{_ROW_DATE} AS local_settlement_date, {_ROW_PERIOD} AS local_period"
+    origin = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1_000_000) - 48 * SLOT_US
+    starts_us = pa.array(range(origin, origin + ((last - first).days + 3) * 48 * SLOT_US, SLOT_US), pa.int64())
+    start = pc.cast(starts_us, pa.timestamp("us", tz="UTC"))
+    local_date = pc.cast(
+        pc.floor_temporal(pc.local_timestamp(pc.cast(start, pa.timestamp("us", tz=LONDON.key))), unit="day"),
+        pa.date32(),
+    )
+    days = pc.unique(local_date)
+    midnights = pa.array(
+        [int(datetime(d.year, d.month, d.day, tzinfo=LONDON).timestamp()) * 1_000_000 for d in days.to_pylist()],
+        pa.int64(),
+    )
+    midnight = pc.take(midnights, pc.index_in(local_date, days))
+    period = pc.cast(pc.add(pc.divide(pc.subtract(starts_us, midnight), SLOT_US), 1), pa.int32())
+    con.register("clock", pa.table({"dates": local_date, "periods": period}))
+    con.execute("SET VARIABLE mhhs_local_dates = (SELECT list(dates) FROM clock)")
+    con.execute("SET VARIABLE mhhs_local_periods = (SELECT list(periods) FROM clock)")
+    con.unregister("clock")
+    inside = _IN_CLOCK.format(origin=origin, end=origin + len(starts_us) * SLOT_US)
+
+    def term(name: str, by_row: str) -> str:
+        return f"CASE WHEN {inside} THEN {_BY_CLOCK.format(name=name, origin=origin, slot=SLOT_US)} ELSE {by_row} END"
+
+    return f"{term('dates', _ROW_DATE)} AS local_settlement_date, {term('periods', _ROW_PERIOD)} AS local_period"
 
 
-def _local_columns(period_end: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-    """Europe/London settlement date and period number (46/48/50 on clock-change days)."""
-    start = pc.subtract(period_end, pa.scalar(timedelta(minutes=30), pa.duration("us")))
-    local = pc.cast(start, pa.timestamp("us", tz="Europe/London"))
-    local_naive = pc.local_timestamp(local)
-    local_date = pc.cast(pc.floor_temporal(local_naive, unit="day"), pa.date32())
-    midnights: dict[date, datetime] = {}
-    for d in pc.unique(local_date).to_pylist():
-        if d is not None:
-            midnights[d] = datetime(d.year, d.month, d.day, tzinfo=LONDON).astimezone(UTC)
-    keys = pa.array(list(midnights), pa.date32())
-    values = pa.array(list(midnights.values()), pa.timestamp("us", tz="UTC"))
-    midnight = pc.take(values, pc.index_in(local_date, keys))
-    elapsed_us = pc.subtract(pc.cast(start, pa.int64()), pc.cast(midnight, pa.int64()))
-    period = pc.add(pc.divide(elapsed_us, 30 * 60 * 1_000_000), 1)
-    return local_date, pc.cast(period, pa.int32())
-
-
-def _rejects(rows: pa.Table, refused: pa.Array, refined_at: datetime) -> pa.Table:
+def _rejects(bad: pa.Table, refined_at: datetime) -> pa.Table:
     """The refused period rows as ``refine_rejects`` rows, each with the field and why."""
-    bad = rows.filter(refused)
-    no_periods = pc.fill_null(bad["no_periods"], False)
-    reason = pc.if_else(
-        no_periods,
-        "no_periods",
-        pc.if_else(pc.is_null(bad["mpan"]), "missing_mpan",
-                   pc.if_else(pc.is_null(bad["measurement_quantity"]), "missing_quantity", "invalid_period_end")),
-    )  # fmt: skip
-    field = pc.if_else(
-        no_periods,
-        "CustomBlock.periods",
-        pc.if_else(pc.is_null(bad["mpan"]), "CommonBlock.M0.MPANCore",
-                   pc.if_else(pc.is_null(bad["measurement_quantity"]), "CustomBlock.measurementQuantityID",
-                              "CustomBlock.periods.settlementPeriodEffectiveToDateTime")),
-    )  # fmt: skip
     schema = TABLES[REFINE_REJECTS].arrow_schema
     n = bad.num_rows
+    reasons = bad["refine_flag"]
     out = {
         "target": pa.array([CONSUMPTION] * n, pa.large_string()),
         "source_topic": bad["source_topic"],
@@ -139,54 +166,76 @@ def _rejects(rows: pa.Table, refused: pa.Array, refined_at: datetime) -> pa.Tabl
         "transaction_id": bad["transaction_id"],
         "mpan": bad["mpan"],
         "utc_settlement_date": bad["utc_settlement_date"],
-        "field": field,
-        "value_as_sent": bad["period_end_text"],
-        "reason": reason,
+        "field": pa.array([_FIELDS[r] for r in reasons.to_pylist()], pa.string()),
+        "value_as_sent": bad["consumption_raw"],
+        "reason": reasons,
         "refined_at": pa.array([refined_at] * n, pa.timestamp("us", tz="UTC")),
     }
     return pa.table({k: pc.cast(v, schema.field(k).type) for k, v in out.items()}, schema=schema)
 
 
-def explode_consumption(events: pa.Table, refined_at: datetime | None = None) -> Refined:
-    """IF-021 event rows -> consumption rows and refused rows (parsed once, vectorised in DuckDB and Arrow)."""
-    schema = TABLES[CONSUMPTION].arrow_schema
-    if events.num_rows == 0:
-        return Refined(schema.empty_table(), TABLES[REFINE_REJECTS].arrow_schema.empty_table())
-    con = memory_connection()
-    con.register("batch", events)
-    rows = con.execute(_EXPLODE).to_arrow_table()
-    refused = pc.or_kleene(
-        pc.or_kleene(pc.is_null(rows["period_end_utc"]), pc.is_null(rows["mpan"])),
-        pc.is_null(rows["measurement_quantity"]),
-    )
-    rejects = _rejects(rows, refused, refined_at or datetime.now(UTC))
-    rows = rows.filter(pc.invert(refused))
-    period_end = pc.cast(rows.column("period_end_utc"), pa.timestamp("us", tz="UTC"))
-    local_date, local_period = _local_columns(period_end)
-    flag = rows.column("refine_flag")
-    columns = {
-        "mpan": rows.column("mpan"),
-        "measurement_quantity": rows.column("measurement_quantity"),
-        "utc_settlement_date": rows.column("utc_settlement_date"),
-        "period_end_utc": period_end,
-        "local_settlement_date": local_date,
-        "local_period": local_period,
-        "consumption_kwh": rows.column("consumption_kwh"),
-        "quality_indicator": rows.column("quality_indicator"),
-        "estimation_reason": rows.column("estimation_reason"),
-        "data_service_dip_id": rows.column("data_service_dip_id"),
-        "connection_type": rows.column("connection_type"),
-        "transaction_id": rows.column("transaction_id"),
-        "sender_timestamp": rows.column("sender_timestamp"),
-        "source_topic": rows.column("source_topic"),
-        "source_partition": rows.column("source_partition"),
-        "source_offset": rows.column("source_offset"),
-        "landed_at": pc.cast(rows.column("landed_at"), pa.timestamp("us", tz="UTC")),
-        "consumption_raw": pc.if_else(pc.is_valid(flag), rows["consumption_text"], pa.scalar(None, pa.string())),
-        "refine_flag": flag,
-    }
-    out = pa.table({k: pc.cast(v, schema.field(k).type) for k, v in columns.items()})
-    return Refined(out.cast(schema), rejects)  # in (mpan, period end) order: DuckDB sorted it
+@dataclass(frozen=True, slots=True)
+class Refined:
+    """One window of IF-021 events, refined: data files of consumption rows, and the rows set aside."""
+
+    files: list[DataFile]
+    rows: int
+    rejects: pa.Table
+
+
+def explode_consumption(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    dates: Dates,
+    target: Table,
+    refined_at: datetime | None = None,
+) -> Refined:
+    """IF-021 events (the rows of the query ``source``) -> consumption data files, not yet committed, and rejects.
+
+    One streaming pass in DuckDB: each document parsed once, its periods unnested, typed, dated and
+    written as Parquet, partitioned by UTC settlement date, straight from DuckDB's vectors (no
+    Arrow copy of the rows, no re-split); the refused rows go to a file of their own, read back as
+    ``refine_rejects`` rows. Rows are written in the order DuckDB produces them, not sorted:
+    ``mhhs lake compact`` rewrites a partition's files into one sorted by (MPAN, period end).
+    """
+    sql = _EXPLODE.replace("{source}", source).replace("{local}", _clock(con, *dates))
+    files: list[DataFile] = []
+    rejects = TABLES[REFINE_REJECTS].arrow_schema.empty_table()
+    with staged_copy(con, sql, target, "bucket") as staged:
+        for bucket, paths in sorted(staged.items()):
+            if bucket == REFUSED:
+                bad = pa.concat_tables([pq.read_table(p) for p in paths])
+                rejects = _rejects(bad, refined_at or datetime.now(UTC))
+                continue
+            day = date.fromisoformat(bucket)
+            files.extend(publish_data_file(target, p, {"utc_settlement_date": day}) for p in paths)
+    return Refined(files, sum(f.record_count for f in files), rejects)
+
+
+def _as_date(value: object) -> date:
+    """A date partition value (pyiceberg gives days since the epoch)."""
+    return value if isinstance(value, date) else date(1970, 1, 1) + timedelta(days=int(value))  # type: ignore[call-overload]
+
+
+def _source(events: Table, snapshot_id: int, query: EventQuery, con: duckdb.DuckDBPyConnection) -> tuple[str, Dates]:
+    """The window's IF-021 events as a DuckDB query, and the first and last settlement dates they hold.
+
+    DuckDB reads a table on the local disk itself (``iceberg_scan`` at the snapshot, filtered to the
+    window); a table in an object store is read through pyiceberg into Arrow first.
+    """
+    tasks = plan_files(events, query.iceberg(), snapshot_id)
+    days = [_as_date(partition_values(t)[1]) for t in tasks]
+    dates = (min(days), max(days)) if days else (None, None)
+    fs, _ = filesystem_for_paths([t.file.file_path for t in tasks] or [events.location()], events.io.properties)
+    columns = ", ".join(f'"{c}"' for c in SOURCE_COLUMNS)
+    if isinstance(fs, pafs.LocalFileSystem):
+        windows = " OR ".join(
+            f'("partition" = {p} AND "offset" >= {lo} AND "offset" < {hi})' for p, lo, hi in query.partition_offsets
+        )
+        where = f"topic = '{CONSUMPTION_TOPIC}'" + (f" AND ({windows})" if windows else "")
+        return f"SELECT {columns} FROM {iceberg_scan_sql(events, snapshot_id)} WHERE {where}", dates
+    con.register("batch", read_events(events, query, SOURCE_COLUMNS, snapshot_id))
+    return f"SELECT {columns} FROM batch", dates
 
 
 def _windows(
@@ -233,24 +282,34 @@ def refine_consumption(
         return total
     held = _held(events, source.snapshot_id)
     props = {"mhhs.refined-from-snapshot": str(source.snapshot_id)}
-    while windows := _windows(committed_offsets(target, REFINE_GROUP), held, size):
+    while windows := _windows(watermark := committed_offsets(target, REFINE_GROUP), held, size):
         query = EventQuery(
             topics=(CONSUMPTION_TOPIC,),
             min_offset=min(lo for lo, _ in windows.values()),
             max_offset=max(hi for _, hi in windows.values()),
             partition_offsets=tuple((p, lo, hi) for p, (lo, hi) in sorted(windows.items())),
         )
-        batch = read_events(events, query, SOURCE_COLUMNS, source.snapshot_id)
-        refined = explode_consumption(batch)
+        con = connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            sql, dates = _source(events, source.snapshot_id, query, con)
+            refined = explode_consumption(con, sql, dates, target)
+        finally:
+            con.close()
         window_ends = {(CONSUMPTION_TOPIC, p): hi for p, (_, hi) in windows.items()}
+        starts = {tp: watermark.get(tp, 0) for tp in window_ends}
         if refined.rejects.num_rows:
             rejects.refresh()
             append_with_offsets(
                 rejects, refined.rejects, "refine:consumption", window_ends, props, max_attempts, coords=_COORDS
             )
-        commit = append_with_offsets(
-            target, refined.rows, REFINE_GROUP, window_ends, props, max_attempts, coords=_COORDS
+        commit = add_files_with_offsets(
+            target, refined.files, refined.rows, REFINE_GROUP, starts, window_ends, props, max_attempts
         )
+        if commit is None:  # another run refined (part of) this window first: plan again from its watermark
+            target.refresh()
+            continue
         total = TableCommit(
             total.table,
             commit.snapshot_id or total.snapshot_id,
