@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -11,11 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.catalog import open_catalog
+from lakehouse.duck import connect
 from lakehouse.maintenance import compact_table, content_checksum
+from lakehouse.offsets import committed_offsets
 from lakehouse.refine import consumption, rebuild_consumption, refine_consumption
 from lakehouse.settings import LakehouseSettings
-from lakehouse.tables import CONSUMPTION, ensure_table
-from lakehouse.writer import LandingWriter
+from lakehouse.tables import CONSUMPTION, EVENTS, ensure_table
+from lakehouse.writer import LandingWriter, add_files_with_offsets
 from tests.support.landing import GROUP, simulated_batches
 
 
@@ -143,3 +146,30 @@ def test_compaction_sorts_refined_files_by_the_tables_sort_order(lake: Lakehouse
             rows = pq.read_table(fh, columns=["mpan", "period_end_utc"]).to_pylist()
         keys = [(r["mpan"], r["period_end_utc"]) for r in rows]
         assert keys == sorted(keys)
+
+
+def test_files_written_for_a_window_another_run_refined_first_are_not_committed(lake: LakehouseSettings) -> None:
+    writer = LandingWriter(lake)
+    catalog = open_catalog(lake)
+    for events, quarantine, offsets in simulated_batches(12, 150):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    table = ensure_table(catalog, lake, CONSUMPTION)
+    con = connect()
+    try:  # a run plans the window from an empty watermark and writes its files ...
+        con.register("batch", ensure_table(catalog, lake, EVENTS).scan().to_arrow())
+        refined = consumption.explode_consumption(
+            con,
+            f"SELECT * FROM batch WHERE topic = '{consumption.CONSUMPTION_TOPIC}'",
+            (None, None),
+            table,
+        )
+    finally:
+        con.close()
+    assert refined.files
+    first = refine_consumption(catalog, lake)  # ... while another run refines everything first
+    table.refresh()
+    starts = {tp: 0 for tp in committed_offsets(table, "refine")}
+    lost = add_files_with_offsets(table, refined.files, refined.rows, "refine", starts, starts, {}, 5)
+    assert lost is None
+    assert not any(Path(f.file_path.removeprefix("file://")).exists() for f in refined.files)
+    assert _rows(lake).num_rows == first.rows  # nothing twice
