@@ -97,7 +97,9 @@ def _wait_for_leaders(admin: KafkaAdminClient, topics: list[str], timeout_s: flo
     while time.monotonic() < deadline:
         described = admin.describe_topics(topics)
         partitions = [p for t in described for p in t.get("partitions") or []]
-        if len(described) == len(topics) and partitions and all(p.get("leader", -1) >= 0 for p in partitions):
+        # kafka-python 3 names it leader_id (DescribeTopicPartitions); 2.x said leader
+        leaders = [p.get("leader_id", p.get("leader", -1)) for p in partitions]
+        if len(described) == len(topics) and leaders and all(leader >= 0 for leader in leaders):
             return
         time.sleep(0.1)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections import Counter
 from datetime import date
 
 from contract.topics import load_topic_catalogue
-from ingest.kafka_client import publish, read_all
+from ingest.kafka_client import TopicPlan, end_offsets, ensure_topics, publish, read_all
 from ingest.settings import IngestSettings
 from ingest.topics import create_topics
 from ingest.validate import Accepted, RecordValidator, Rejection
@@ -55,3 +57,14 @@ def test_every_interface_round_trips_through_kafka_and_validates(
     assert consumed == len(records)
     assert seen_interfaces == {t.interface for t in catalogue.topics}
     assert codes == expected_codes
+
+
+def test_new_topics_are_ready_once_their_leaders_are_elected_not_after_a_timeout(
+    kafka_bootstrap: str, broker_settings: IngestSettings
+) -> None:
+    api = broker_settings.api_version_tuple()
+    name = f"test.leaders.{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    assert ensure_topics(kafka_bootstrap, api, [TopicPlan(name, 3)]) == [name]
+    assert time.monotonic() - started < 20  # the leader wait gives up after 30 s
+    assert end_offsets(kafka_bootstrap, api, [name]) == {(name, p): 0 for p in range(3)}
