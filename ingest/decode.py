@@ -1,8 +1,9 @@
 """Turn a batch of polled records into Arrow tables: landed events and quarantined records.
 
 Validation is per record (each value is parsed and checked once); columns are collected as
-lists and turned into Arrow arrays in bulk, then the batch is sorted by (topic, settlement
-date, partition, offset) so every data file is in offset order.
+lists, put in (topic, settlement date, partition, offset) order as indices (so every data file
+is in offset order and each table partition is one run of rows), then turned into Arrow arrays
+in bulk.
 """
 
 from __future__ import annotations
@@ -154,19 +155,18 @@ def _split(
             codes.append(result.code)
             reasons.append(result.reason)
 
+    # in (topic, settlement date, partition, offset) order, so each partition of the table is one
+    # run of rows (written as zero-copy slices); sorted as indices, so no column is copied twice
+    dates = env["settlement_date"]
+    order = sorted(
+        range(len(good)),
+        key=lambda j: (polled.topics[good[j]], dates[j], polled.partitions[good[j]], polled.offsets[good[j]]),
+    )
+    good = [good[j] for j in order]
     cols = _kafka_columns(polled, good, EVENTS_ARROW)
-    cols.update({k: pa.array(v, EVENTS_ARROW.field(k).type) for k, v in env.items()})
+    cols.update({k: pa.array(_take(v, order), EVENTS_ARROW.field(k).type) for k, v in env.items()})
     cols.update(_landing(len(good), landed_at, worker_id, batch_id))
     events = pa.Table.from_pydict(cols, schema=EVENTS_ARROW)
-    if events.num_rows > 1:
-        events = events.sort_by(
-            [
-                ("topic", "ascending"),
-                ("settlement_date", "ascending"),
-                ("partition", "ascending"),
-                ("offset", "ascending"),
-            ]
-        )
 
     qcols = _kafka_columns(polled, bad, QUARANTINE_ARROW)
     qcols["error_code"] = pa.array(codes, pa.large_string())

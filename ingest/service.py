@@ -6,6 +6,8 @@ table records for its group. SIGTERM commits the batch in hand and exits cleanly
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
+import pyarrow as pa
 import structlog
 
 from contract.topics import load_topic_catalogue
@@ -25,11 +28,31 @@ from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import RecordValidator
 from lakehouse.errors import LakehouseError
-from lakehouse.refine import refine_consumption, refine_registration
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
 
 log = structlog.get_logger("ingest")
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Hand what the last batch freed back to the OS: pyarrow's pool, then the C heap (glibc).
+
+    Without it a worker's RSS keeps the high-water mark of its largest batch, fragmented.
+    """
+    pa.default_memory_pool().release_unused()
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 @dataclass
@@ -68,6 +91,8 @@ class IngestWorker:
         self._assigned_at: float | None = None
         self._commits_since_maintenance = 0
         self._commits_since_refine = 0
+        self._seen_bytes = 0
+        self._mean_record_bytes = 0.0
         self._consumer = GroupConsumer(
             bootstrap,
             ingest.api_version_tuple(),
@@ -103,11 +128,10 @@ class IngestWorker:
 
     def run(self, until_idle: float | None = None, on_tick: Callable[[RunStats], None] | None = None) -> RunStats:
         """Consume until stopped (or until every topic has been quiet for ``until_idle`` seconds)."""
-        s = self.settings
         last_record = time.monotonic()
         try:
             while not self._stop:
-                polled = self._consumer.poll(timeout_ms=500, max_records=min(s.batch_max_records, 10_000))
+                polled = self._consumer.poll(timeout_ms=500, max_records=self._poll_budget())
                 now = time.monotonic()
                 if len(polled):
                     last_record = now
@@ -126,11 +150,25 @@ class IngestWorker:
             self._consumer.close()
         return self.stats
 
+    def _poll_budget(self) -> int:
+        """Records the next poll may return: what keeps the batch within its record and byte bounds.
+
+        Bytes are estimated from the mean record size seen so far, so one poll cannot carry a batch
+        far past ``batch_max_bytes`` (the bound on a worker's memory, whatever the backlog).
+        """
+        s = self.settings
+        room = s.batch_max_records - len(self._buffer)
+        if self._mean_record_bytes:
+            room = min(room, int((s.batch_max_bytes - self._buffer.nbytes) / self._mean_record_bytes))
+        return max(1, min(room, 10_000))
+
     def _add(self, polled: PolledRecords) -> None:
         if self._batch_started is None:
             self._batch_started = time.monotonic()
         self._buffer.extend(polled)
         self.stats.consumed += len(polled)
+        self._seen_bytes += polled.nbytes
+        self._mean_record_bytes = self._seen_bytes / self.stats.consumed
         for topic in set(polled.topics):
             self.metrics.consumed.labels(topic).inc(polled.topics.count(topic))
 
@@ -151,6 +189,8 @@ class IngestWorker:
         batch, self._buffer, self._batch_started = self._buffer, PolledRecords.empty(), None
         batch_id = uuid.uuid4().hex
         decoded = decode_batch(batch, self._validator, self.worker_id, batch_id, datetime.now(UTC))
+        records = len(batch)
+        del batch  # the values are in Arrow now: free the Python copies before the commit
         props = {
             "mhhs.batch-id": batch_id,
             "mhhs.worker-id": self.worker_id,
@@ -196,7 +236,7 @@ class IngestWorker:
             m.quarantined.labels(code).inc()
         m.duplicates.inc(fenced)
         m.commit_seconds.observe(seconds)
-        m.batch_records.observe(len(batch))
+        m.batch_records.observe(records)
         log.info(
             "batch_committed",
             worker=self.worker_id,
@@ -207,8 +247,10 @@ class IngestWorker:
             snapshot_id=result.events.snapshot_id,
             commit_seconds=round(seconds, 4),
         )
+        del decoded
+        release_memory()
         if not in_rebalance:
-            self._consumer.commit(decoded.next_offsets)  # for lag tools only; the table is the truth
+            self._consumer.commit(result.offsets)  # for lag tools only; the table is the truth
             for (topic, partition), lag in self._consumer.lag().items():
                 m.lag.labels(topic, str(partition)).set(lag)
         self._commits_since_maintenance += 1
@@ -222,6 +264,8 @@ class IngestWorker:
 
     def _refine(self) -> None:
         """Bring the typed tables up to date (exactly once, so any worker may do it at any time)."""
+        from lakehouse.refine import refine_consumption, refine_registration  # DuckDB: only if refining
+
         try:
             catalog = self._writer.catalog
             consumption = refine_consumption(catalog, self.lake)

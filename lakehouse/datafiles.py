@@ -9,6 +9,7 @@ rows partitioned (with the table's field IDs, so every Iceberg reader maps colum
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 import uuid
@@ -16,20 +17,30 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyiceberg.io.pyarrow import (
+    bin_pack_arrow_table,
     compute_statistics_plan,
     data_file_statistics_from_parquet_metadata,
     parquet_path_to_id_mapping,
+    pyarrow_to_schema,
+    write_file,
 )
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
-from pyiceberg.table import Table
+from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+from pyiceberg.table import Table, TableProperties, WriteTask
+from pyiceberg.transforms import IdentityTransform
 
 from lakehouse.storage import filesystem_for_location
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def _options(table: Table) -> str:
@@ -119,3 +130,47 @@ def _data_file(table: Table, location: str) -> DataFile:
         key_metadata=None,
         **statistics.to_serialized_dict(),
     )
+
+
+def write_partition_runs(table: Table, rows: pa.Table) -> list[DataFile] | None:
+    """Write ``rows``, already grouped by the table's identity partition columns, as data files.
+
+    Each run of rows sharing the partition values is a zero-copy slice, bin-packed into files of the
+    table's target size (pyiceberg's own ``append`` filters a copy of the rows per partition). None
+    if the table is not identity-partitioned or the rows are not grouped (a value comes back later):
+    the caller appends through pyiceberg then.
+    """
+    spec, schema = table.spec(), table.schema()
+    if rows.num_rows == 0 or spec.is_unpartitioned() or any(f.transform != IdentityTransform() for f in spec.fields):
+        return None
+    names = [schema.find_column_name(f.source_id) or "" for f in spec.fields]
+    change = pa.repeat(False, rows.num_rows - 1)
+    for name in names:
+        col = rows.column(name)
+        change = pc.or_(change, pc.fill_null(pc.not_equal(col.slice(1), col.slice(0, rows.num_rows - 1)), True))
+    starts = [0, *(int(i) + 1 for i in pc.indices_nonzero(change).to_pylist())]
+    keys = rows.select(names).take(starts).to_pylist()
+    if len({tuple(k.values()) for k in keys}) < len(keys):
+        return None
+    bounds = [*starts, rows.num_rows]
+    target = int(table.properties.get(TableProperties.WRITE_TARGET_FILE_SIZE_BYTES, "536870912"))
+    task_schema = pyarrow_to_schema(rows.schema, name_mapping=schema.name_mapping, format_version=table.format_version)
+    write_uuid, counter = uuid.uuid4(), itertools.count()
+    tasks = (
+        WriteTask(
+            write_uuid=write_uuid,
+            task_id=next(counter),
+            record_batches=batches,
+            partition_key=PartitionKey(
+                field_values=[
+                    PartitionFieldValue(field=f, value=key[n]) for f, n in zip(spec.fields, names, strict=True)
+                ],
+                partition_spec=spec,
+                schema=schema,
+            ),
+            schema=task_schema,
+        )
+        for key, lo, hi in zip(keys, bounds, bounds[1:], strict=False)
+        for batches in bin_pack_arrow_table(rows.slice(lo, hi - lo), target)
+    )
+    return list(write_file(io=table.io, table_metadata=table.metadata, tasks=tasks))

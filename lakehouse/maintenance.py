@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
@@ -136,6 +135,8 @@ def content_checksum(rows: pa.Table) -> tuple[int, str]:
         names = rows.column_names
     view = rows.select(names)  # noqa: F841 (read by DuckDB by name)
     terms = ", ".join(f'"{n}"' for n in names)
+    import duckdb  # here, not at the top: the ingest worker imports this module and never needs DuckDB
+
     count, digest = duckdb.sql(f"SELECT count(*), bit_xor(hash({terms})) FROM view").fetchone()  # type: ignore[misc]
     return int(count), f"{int(digest):016x}"
 

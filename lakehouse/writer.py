@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
-from lakehouse.datafiles import delete_data_files
+from lakehouse.datafiles import delete_data_files, write_partition_runs
 from lakehouse.maintenance import expire_old_snapshots
 from lakehouse.offsets import (
     OFFSETS_KEY,
@@ -69,7 +69,7 @@ def drop_landed(rows: pa.Table, held: Mapping[TP, int], coords: tuple[str, str, 
         in_tp = pc.and_(pc.equal(topics, topic), pc.equal(partitions, partition))
         landed = pc.and_(in_tp, pc.less(offsets, next_offset))
         keep = pc.and_(keep, pc.invert(landed))
-    return rows.filter(keep)
+    return rows if pc.all(keep).as_py() else rows.filter(keep)  # no copy when nothing was landed
 
 
 def append_with_offsets(
@@ -109,7 +109,13 @@ def append_with_offsets(
             fresh = fresh.set_column(
                 fresh.schema.get_field_index(stamp), field_, pa.array([datetime.now(UTC)] * fresh.num_rows, field_.type)
             )
-        table.append(fresh, snapshot_properties=summary)
+        files = write_partition_runs(table, fresh)
+        if files is None:
+            table.append(fresh, snapshot_properties=summary)
+        else:
+            with table.transaction() as tx, tx._append_snapshot_producer(summary) as append:  # as table.append does
+                for f in files:
+                    append.append_data_file(f)
         snap = table.current_snapshot()
         return TableCommit(
             name,
