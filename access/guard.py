@@ -61,10 +61,14 @@ class AccessGuard:
         events_snapshot: int | None,
         columns: tuple[str, ...] = (),
         batch_rows: int = 2_000,
+        first_rows: int | None = None,
     ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
-        """Entitled and masked batches (and their schema) of a stream of ``schema``-shaped rows."""
+        """Entitled and masked batches (and their schema) of a stream of ``schema``-shaped rows.
+
+        Batches hold up to ``batch_rows`` rows; the first at most ``first_rows`` (when given).
+        """
         entitlement = self.entitlement(principal, events_snapshot)
-        return protect(batches, schema, entitlement, self.policy, self._secret, columns, batch_rows)
+        return protect(batches, schema, entitlement, self.policy, self._secret, columns, batch_rows, first_rows)
 
     def source_columns(self, principal: Principal, schema: pa.Schema, columns: tuple[str, ...] = ()) -> tuple[str, ...]:
         """The columns of ``schema`` worth reading for ``principal`` (what it receives and what decides it)."""

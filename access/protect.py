@@ -12,16 +12,27 @@ from access.masking import mask_batch
 from access.policy import Policy
 
 
-def coalesce(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
-    """Small batches (one per small file) gathered into tables of about ``rows`` rows."""
+def coalesce(batches: Iterator[pa.RecordBatch], rows: int, first_rows: int | None = None) -> Iterator[pa.Table]:
+    """Small batches (one per small file) gathered into tables of about ``rows`` rows.
+
+    With ``first_rows``, the first table is cut at that many rows (a quick first byte for a stream
+    of large tables); the rest of the batch it was cut from starts the next.
+    """
     pending: list[pa.RecordBatch] = []
     count = 0
+    target = min(first_rows or rows, rows)
     for batch in batches:
-        pending.append(batch)
-        count += batch.num_rows
-        if count >= rows:
+        if target < rows and count + batch.num_rows > target:  # the first table, cut at first_rows
+            cut = target - count
+            pending.append(batch.slice(0, cut))
             yield pa.Table.from_batches(pending)
-            pending, count = [], 0
+            pending, count, batch, target = [], 0, batch.slice(cut), rows
+        if batch.num_rows:
+            pending.append(batch)
+            count += batch.num_rows
+        if count >= target:
+            yield pa.Table.from_batches(pending)
+            pending, count, target = [], 0, rows
     if pending:
         yield pa.Table.from_batches(pending)
 
@@ -54,13 +65,17 @@ def protect(
     secret: bytes,
     columns: tuple[str, ...] = (),
     batch_rows: int = 2_000,
+    first_rows: int | None = None,
 ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
-    """The rows the caller may see, masked for its role, as a stream; and the stream's schema."""
+    """The rows the caller may see, masked for its role, as a stream; and the stream's schema.
+
+    Batches hold up to ``batch_rows`` rows; the first at most ``first_rows`` (when given).
+    """
     out_schema = masked_schema(schema, entitlement.role, policy, secret, columns)
 
     def run() -> Iterator[pa.RecordBatch]:
         split = policy.splits_domestic(entitlement.role)
-        for rows in coalesce(batches, batch_rows):
+        for rows in coalesce(batches, batch_rows, first_rows):
             visible = entitlement(rows)
             domestic = entitlement.domestic(visible) if split else None
             masked = mask_batch(visible, entitlement.role, policy, secret, domestic)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from api.services.audit import AccessRecord, AuditLog
 
@@ -25,9 +27,17 @@ def audited_stream(
 ) -> StreamingResponse:
     """Stream ``chunks`` (then ``end(record)``, outside the checksum) and write ``record`` to the audit log.
 
-    The producer of ``chunks`` counts rows into ``record``; this counts bytes and hashes them. A
-    stream that fails midway is audited with outcome ``stream_failed``.
+    The producer of ``chunks`` counts rows into ``record``; this counts bytes and hashes them. The
+    record is written once the response is complete (a background task: the client does not wait
+    for the access log's Iceberg commit, a quarter of a second), or when the stream ends early: a
+    stream that fails midway is audited with outcome ``stream_failed``, one the client leaves with
+    what was sent.
     """
+    written = threading.Lock()
+
+    def write_once() -> None:
+        if written.acquire(blocking=False):
+            audit.write(record)
 
     def body() -> Iterator[bytes]:
         try:
@@ -41,8 +51,15 @@ def audited_stream(
                 yield tail
         except Exception:
             record.outcome = "stream_failed"
+            write_once()
             raise
-        finally:
-            audit.write(record)
+        except GeneratorExit:  # closed before its end: the client went away
+            write_once()
+            raise
 
-    return StreamingResponse(body(), media_type=media_type, headers={"X-MHHS-Snapshot-Id": str(record.snapshot_id)})
+    return StreamingResponse(
+        body(),
+        media_type=media_type,
+        headers={"X-MHHS-Snapshot-Id": str(record.snapshot_id)},
+        background=BackgroundTask(write_once),
+    )

@@ -1,16 +1,31 @@
-"""API extract and replay: time to first byte, throughput and server RSS, against DuckDB on the same snapshot.
+"""API extracts in each format against DuckDB producing the same format from the same snapshot.
 
-Usage: python bench/api.py [--rows 5000000]
+Usage: python bench/api.py [--rows 5000000] [--runs 3]
 Builds a consumption table of N synthetic rows (and a small events table), serves it with
-`mhhs serve` in a subprocess, streams /v1/consumption as Arrow IPC and as NDJSON (role MDS:
-raw, all rows), and reads the same snapshot with DuckDB's iceberg_scan (the baseline).
+`mhhs serve` in a subprocess and streams /v1/consumption (role MDS: raw, all rows;
+``versions=all``: a plain scan of the snapshot, the work DuckDB's baseline does, where the default
+``latest`` would also pick the current version of each half hour) as Arrow IPC, Parquet, CSV and
+NDJSON. Each is measured against DuckDB on the same snapshot and columns:
+
+- arrow: ``SELECT <columns> FROM iceberg_scan(...)`` fetched to an Arrow table;
+- parquet / csv / ndjson: ``COPY (SELECT <columns> FROM iceberg_scan(...)) TO <file>``
+  (FORMAT parquet with zstd, as the API writes; csv with a header; json, one object a line).
+
+Baseline and API alternate, ``--runs`` times each per format; medians are reported. The API's
+body is read by curl (``--client httpx`` for Python's client, which spends ~0.5 s of CPU per 200 MB
+on the same two cores as the server) into a file, as DuckDB writes its own, and checked afterwards:
+its row count (Arrow stream and trailer, Parquet footer, CSV lines, NDJSON lines and end line) must
+equal the table's.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,10 +34,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import httpx
 import numpy as np
+import orjson
 import psutil
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -87,33 +105,182 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def timed_get(url: str, headers: dict[str, str]) -> tuple[float, float, int]:
-    """(seconds to first byte, total seconds, bytes) of a streamed GET."""
+FORMATS = ("arrow", "parquet", "csv", "ndjson")
+GOALS = {"arrow": 0.8, "parquet": 0.8, "csv": 0.5, "ndjson": 0.5}
+RUN_FIGURES: tuple[str, ...] = ("baseline_s", "api_s", "ttfb_s", "api_bytes", "baseline_bytes", "rss")
+RUN_FIGURES += ("baseline_cpu_s", "server_cpu_s", "client_cpu_s")
+COPY_OPTIONS = {"parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER", "ndjson": "FORMAT json"}
+
+
+def timed_get(url: str, headers: dict[str, str], out: Path | None = None) -> tuple[float, float, int]:
+    """(seconds to first byte, total seconds, bytes) of a streamed GET (httpx), the body written to ``out``."""
     t0 = time.perf_counter()
     first = None
     total = 0
-    with httpx.stream("GET", url, headers=headers, timeout=600) as resp:
+    with httpx.stream("GET", url, headers=headers, timeout=600) as resp, open(out or os.devnull, "wb") as sink:
         resp.raise_for_status()
-        for chunk in resp.iter_raw():
+        for chunk in resp.iter_raw(1 << 20):
             if first is None:
                 first = time.perf_counter() - t0
             total += len(chunk)
+            sink.write(chunk)
     return first or 0.0, time.perf_counter() - t0, total
+
+
+def curl_get(url: str, headers: dict[str, str], out: Path) -> tuple[float, float, int]:
+    """As ``timed_get``, read by curl (through a pipe, so the first byte is the body's, not the headers')."""
+    head = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
+    t0 = time.perf_counter()
+    first = None
+    total = 0
+    with subprocess.Popen(["curl", "-sS", "--fail", *head, url], stdout=subprocess.PIPE) as curl, open(out, "wb") as f:
+        fd = curl.stdout.fileno()  # type: ignore[union-attr]
+        while chunk := os.read(fd, 1 << 20):
+            if first is None:
+                first = time.perf_counter() - t0
+            total += len(chunk)
+            f.write(chunk)
+    if curl.returncode:
+        raise RuntimeError(f"curl exited {curl.returncode} for {url}")
+    return first or 0.0, time.perf_counter() - t0, total
+
+
+def body_rows(fmt: str, path: Path) -> int:
+    """The data rows in an API body (the Arrow trailer and the NDJSON end line must agree)."""
+    if fmt == "arrow":
+        rows, trailer = arrow_rows(path)
+        if int(trailer.get(b"mhhs.rows", -1)) != rows:
+            raise AssertionError(f"Arrow trailer says {trailer.get(b'mhhs.rows')!r} rows, body has {rows}")
+        return rows
+    if fmt == "parquet":
+        return int(pq.read_metadata(str(path)).num_rows)
+    lines = count_lines(path)
+    if fmt == "csv":
+        return lines - 1  # the header
+    last = orjson.loads(path.read_bytes()[-4096:].rsplit(b"\n", 2)[-2])
+    if last.get("type") != "end":
+        raise AssertionError(f"NDJSON ends without its end line: {last}")
+    if last["rows"] != lines - 1:
+        raise AssertionError(f"NDJSON end line says {last['rows']} rows, body has {lines - 1}")
+    return lines - 1
+
+
+def count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            n += block.count(b"\n")
+    return n
+
+
+def arrow_rows(path: Path) -> tuple[int, dict[bytes, bytes]]:
+    """Rows of an Arrow IPC stream and the custom metadata of its trailer (the last batch)."""
+    rows = 0
+    trailer: dict[bytes, bytes] = {}
+    with pa.OSFile(str(path)) as f:
+        reader = pa.ipc.open_stream(f)
+        while True:
+            try:
+                batch, meta = reader.read_next_batch_with_custom_metadata()
+            except StopIteration:
+                break
+            rows += batch.num_rows
+            if meta is not None:
+                trailer = dict(meta)
+    return rows, trailer
+
+
+def duckdb_run(con: duckdb.DuckDBPyConnection, fmt: str, select: str, out: Path) -> tuple[float, int, int]:
+    """(seconds, rows, bytes) of DuckDB producing ``fmt`` from ``select``."""
+    t = time.perf_counter()
+    if fmt == "arrow":
+        result = con.sql(select).to_arrow_table()
+        seconds = time.perf_counter() - t
+        return seconds, result.num_rows, result.nbytes
+    copied = con.execute(f"COPY ({select}) TO '{out}' ({COPY_OPTIONS[fmt]})").fetchone()
+    seconds = time.perf_counter() - t
+    return seconds, int(copied[0]) if copied else -1, out.stat().st_size
+
+
+class PeakRss:
+    """The peak RSS of a process, sampled every 50 ms; ``reset()`` starts a new window."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak = 0
+        self.overall = 0
+        self._ps = psutil.Process(pid)
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = self._ps.memory_info().rss
+            except psutil.NoSuchProcess:
+                return
+            self.peak = max(self.peak, rss)
+            self.overall = max(self.overall, rss)
+            time.sleep(0.05)
+
+    def reset(self) -> None:
+        self.peak = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def wait_idle(pid: int, timeout: float = 30.0) -> None:
+    """Until the server is idle: it writes the access log after a response ends, and that work is not
+    left to slow the measurement that follows."""
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = cpu_seconds(pid)
+        if now - last < 0.01:
+            return
+        last = now
+
+
+def client_cpu_seconds() -> float:
+    """CPU seconds of the client so far: this process (httpx, or reading curl's pipe) and its finished
+    children (curl)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ",".join(FORMATS))
+    parser.add_argument(
+        "--client",
+        choices=("curl", "httpx"),
+        default="curl" if shutil.which("curl") else "httpx",
+        help="what reads the API's bodies (curl: httpx spends ~0.5 s of CPU per 200 MB on the cores measured)",
+    )
     args = parser.parse_args()
+    get = curl_get if args.client == "curl" else timed_get
+    formats = [f for f in args.formats.split(",") if f]
     with tempfile.TemporaryDirectory() as tmp:
+        out_dir = Path(tmp) / "out"
+        out_dir.mkdir()
         lake = LakehouseSettings(warehouse=str(Path(tmp) / "wh"))
         build(lake, args.rows)
         table = ensure_table(open_catalog(lake), lake, CONSUMPTION)
         snap = table.current_snapshot().snapshot_id  # type: ignore[union-attr]
         con = connect()
-        t = time.perf_counter()
-        duck_rows = con.sql(f"SELECT * FROM {iceberg_scan_sql(table, snap)}").to_arrow_table().num_rows
-        duck_s = time.perf_counter() - t
 
         port = free_port()
         env = dict(os.environ, MHHS_WAREHOUSE=lake.warehouse, MHHS_API_DEV_MODE="true", MHHS_LOG_LEVEL="WARNING")
@@ -123,19 +290,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        peak = [0]
-        stop = threading.Event()
-
-        def watch() -> None:
-            ps = psutil.Process(server.pid)
-            while not stop.is_set():
-                try:
-                    peak[0] = max(peak[0], ps.memory_info().rss)
-                except psutil.NoSuchProcess:
-                    return
-                time.sleep(0.1)
-
-        threading.Thread(target=watch, daemon=True).start()
+        rss = PeakRss(server.pid)
         base = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
@@ -146,44 +301,104 @@ def main() -> None:
         headers = {
             "Authorization": "Bearer " + issue_token(ApiSettings(dev_mode=True), "MDSV", "MDS", ["replay", "extract"])
         }
+
+        def url(fmt: str) -> str:  # versions=all: a plain scan of the snapshot, as DuckDB's
+            return f"{base}/v1/consumption?format={fmt}&snapshot_id={snap}&versions=all"
+
         try:
-            results = {}
-            for fmt in ("arrow", "ndjson"):
-                url = f"{base}/v1/consumption?format={fmt}&snapshot_id={snap}&versions=all"  # a plain scan, as DuckDB
-                ttfb, total, nbytes = timed_get(url, headers)
-                results[fmt] = {
-                    "ttfb_s": round(ttfb, 3),
-                    "seconds": round(total, 2),
-                    "bytes": nbytes,
-                    "rows_per_s": round(duck_rows / total),
-                    "ratio_to_duckdb": round(duck_s / total, 3),
-                }
+            # warm-up (page cache, imports, entitlement history) and the columns the API sends
+            timed_get(url("arrow"), headers, out_dir / "warm.arrow")
+            wait_idle(server.pid)
+            columns = pa.ipc.open_stream(pa.OSFile(str(out_dir / "warm.arrow"))).schema.names
+            select = f"SELECT {', '.join(columns)} FROM {iceberg_scan_sql(table, snap)}"
+            table_rows = int(con.sql(f"SELECT count(*) FROM {iceberg_scan_sql(table, snap)}").fetchone()[0])  # type: ignore[index]
+            duckdb_run(con, "arrow", select, out_dir / "warm")
+            runs: dict[str, dict[str, list[float]]] = {f: {k: [] for k in RUN_FIGURES} for f in formats}
+            for _ in range(args.runs):
+                for fmt in formats:
+                    target = out_dir / f"duckdb.{fmt}"
+                    cpu = time.process_time()
+                    seconds, rows, nbytes = duckdb_run(con, fmt, select, target)
+                    runs[fmt]["baseline_cpu_s"].append(time.process_time() - cpu)
+                    if rows != table_rows:
+                        raise AssertionError(f"DuckDB's {fmt} has {rows} rows of {table_rows}")
+                    target.unlink(missing_ok=True)
+                    runs[fmt]["baseline_s"].append(seconds)
+                    runs[fmt]["baseline_bytes"].append(nbytes)
+                    body = out_dir / f"api.{fmt}"
+                    rss.reset()
+                    server_cpu, client_cpu = cpu_seconds(server.pid), client_cpu_seconds()
+                    ttfb, total, nbytes = get(url(fmt), headers, body)
+                    runs[fmt]["client_cpu_s"].append(client_cpu_seconds() - client_cpu)
+                    wait_idle(server.pid)
+                    runs[fmt]["rss"].append(rss.peak)
+                    runs[fmt]["server_cpu_s"].append(cpu_seconds(server.pid) - server_cpu)  # with its access log write
+                    got = body_rows(fmt, body)
+                    if got != table_rows:
+                        raise AssertionError(f"API {fmt} body has {got} rows of {table_rows}")
+                    body.unlink()
+                    runs[fmt]["api_s"].append(total)
+                    runs[fmt]["ttfb_s"].append(ttfb)
+                    runs[fmt]["api_bytes"].append(nbytes)
             replay_ttfb, _, _ = timed_get(f"{base}/v1/replays/{TOPIC}?from_offsets=0:0&limit=1000", headers)
         finally:
-            stop.set()
+            rss.stop()
             server.terminate()
             server.wait(timeout=30)
+
+    extract: dict[str, dict[str, object]] = {}
+    for fmt in formats:
+        r = runs[fmt]
+        b, a = median(r["baseline_s"]), median(r["api_s"])
+        extract[fmt] = {
+            "baseline": "iceberg_scan to Arrow" if fmt == "arrow" else f"COPY ... TO ({COPY_OPTIONS[fmt]})",
+            "baseline_seconds": round(b, 3),
+            "baseline_rows_per_s": round(table_rows / b),
+            "baseline_bytes": int(median(r["baseline_bytes"])),
+            "seconds": round(a, 3),
+            "rows_per_s": round(table_rows / a),
+            "bytes": int(median(r["api_bytes"])),
+            "ttfb_s": round(median(r["ttfb_s"]), 3),
+            "ratio_to_duckdb": round(b / a, 3),  # median baseline / median API
+            "paired_ratios": [round(x / y, 3) for x, y in zip(r["baseline_s"], r["api_s"], strict=True)],
+            "goal": GOALS[fmt],
+            "meets_goal": b / a >= GOALS[fmt],
+            "server_peak_rss_mb": round(max(r["rss"]) / 2**20),
+            # CPU seconds, steadier than wall time on a shared machine: DuckDB's (this process), the
+            # server's and the client's
+            "baseline_cpu_s": round(median(r["baseline_cpu_s"]), 3),
+            "server_cpu_s": round(median(r["server_cpu_s"]), 3),
+            "client_cpu_s": round(median(r["client_cpu_s"]), 3),
+            "runs": {k: [round(v, 3) for v in vs] for k, vs in r.items() if k in ("baseline_s", "api_s", "ttfb_s")},
+        }
     figures = {
-        "rows": duck_rows,
-        "duckdb_seconds": round(duck_s, 2),
-        "duckdb_rows_per_s": round(duck_rows / duck_s),
-        "extract": results,
+        "rows": table_rows,
+        "runs": args.runs,
+        "client": args.client,
+        "versions": "all",
+        "columns": len(columns),
+        "duckdb_seconds": extract["arrow"]["baseline_seconds"] if "arrow" in extract else None,
+        "extract": extract,
         "replay_ttfb_s": round(replay_ttfb, 3),
-        "server_peak_rss_mb": round(peak[0] / 2**20),
+        "server_peak_rss_mb": round(rss.overall / 2**20),
     }
-    rows = [("duckdb iceberg_scan (baseline)", "-", f"{duck_s:.1f}", f"{duck_rows / duck_s:,.0f}", "1.00")]
-    for fmt, r in results.items():
-        rows.append(
+    lines: list[tuple[str, ...]] = []
+    for fmt, e in extract.items():
+        lines.append(
             (
-                f"API /v1/consumption {fmt}",
-                f"{r['ttfb_s']:.3f}",
-                f"{r['seconds']:.1f}",
-                f"{r['rows_per_s']:,}",
-                f"{r['ratio_to_duckdb']:.2f}",
+                fmt,
+                f"{e['baseline_seconds']:.2f}",
+                f"{e['seconds']:.2f}",
+                f"{e['rows_per_s']:,}",
+                f"{e['ratio_to_duckdb']:.2f}",
+                f"{e['goal']:.1f}" + ("" if e["meets_goal"] else " short"),
+                f"{e['ttfb_s']:.3f}",
+                f"{e['server_peak_rss_mb']:,}",
             )
         )
-    rows.append((f"replay first byte; server peak RSS {peak[0] / 2**20:,.0f} MB", f"{replay_ttfb:.3f}", "-", "-", "-"))
-    write_results("api", figures, rows, ("path", "first byte s", "seconds", "rows/s", "vs duckdb"))
+    lines.append(("replay", "-", "-", "-", "-", "-", f"{replay_ttfb:.3f}", "-"))
+    titles = ("format", "duckdb s", "api s", "rows/s", "ratio", "goal", "1st byte s", "RSS MB")
+    write_results("api", figures, lines, titles)
 
 
 if __name__ == "__main__":

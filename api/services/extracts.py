@@ -15,11 +15,20 @@ from contract.topics import TopicCatalogue, load_topic_catalogue
 from lakehouse.current import Versions
 from lakehouse.errors import LakehouseError
 from lakehouse.query import EventQuery
+from lakehouse.read import prefetched
 from lakehouse.store import Store
 from lakehouse.tables import EVENTS, TABLES
 
 Extract = tuple[int | None, Iterator[pa.RecordBatch], pa.Schema]
 """The snapshot read, the batches to send and their schema."""
+
+TYPED_BATCH_ROWS = 16_384
+"""Rows per batch of a typed extract after its first (``batch_rows``, for a quick first byte).
+
+Typed rows are small (~200 bytes in Arrow: ~3 MB a batch); in batches of 2,000 the per-batch work
+(reading, entitling, writing, sending) cost as much as the rows themselves. Larger batches were no
+faster and delayed the first one (64k rows: +0.1 s). Event rows carry payloads: ``batch_rows``.
+"""
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,11 @@ class ExtractService:
         schema: pa.Schema,
         snap: int | None,
         f: ExtractFilters,
+        batch_rows: int | None = None,
     ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
-        return self._guard.protect(principal, batches, schema, snap, f.columns, self._batch_rows)
+        rows = max(batch_rows or self._batch_rows, self._batch_rows)
+        first = self._batch_rows if rows > self._batch_rows else None
+        return self._guard.protect(principal, batches, schema, snap, f.columns, rows, first)
 
     def events(
         self, principal: Principal, f: ExtractFilters, topics: tuple[str, ...] = (), interface: str | None = None
@@ -109,6 +121,8 @@ class ExtractService:
         schema = TABLES[name].arrow_schema
         if snap is None:
             return snap, *self._protect(principal, iter(()), schema, None, f)
-        batches = self._store.iter_typed(name, f.date_from, f.date_to, f.mpans, snap, self._batch_rows, versions)
+        rows = max(TYPED_BATCH_ROWS, self._batch_rows)
+        batches = self._store.iter_typed(name, f.date_from, f.date_to, f.mpans, snap, rows, versions)
         # entitlements come from the registration history in the events table's current snapshot
-        return snap, *self._protect(principal, batches, schema, self._guard.current_snapshot(), f)
+        protected, out = self._protect(principal, batches, schema, self._guard.current_snapshot(), f, rows)
+        return snap, prefetched(protected), out

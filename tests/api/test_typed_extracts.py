@@ -133,3 +133,14 @@ def test_small_groups_are_suppressed_and_periods_add_up(
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_request"
     picked = client.get("/v1/consumption/aggregate", params={"columns": "mpan"}, headers=headers)
     assert picked.status_code == 400 and picked.json()["code"] == "unknown_column"
+
+
+def test_typed_extract_starts_with_a_small_batch_then_sends_large_ones(
+    client: TestClient, api_settings: ApiSettings
+) -> None:
+    headers = bearer(api_settings, "MDSV", "MDS")
+    resp = client.get("/v1/consumption", params={"format": "arrow", "versions": "all"}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    sizes = [b.num_rows for b in ipc.open_stream(io.BytesIO(resp.content))][:-1]  # the trailer is empty
+    assert sum(sizes) > 2 * api_settings.batch_rows
+    assert sizes[0] == api_settings.batch_rows < max(sizes)  # a quick first byte, then few large batches
