@@ -12,8 +12,8 @@ NDJSON. Each is measured against DuckDB on the same snapshot and columns:
   (FORMAT parquet with zstd, as the API writes; csv with a header; json, one object a line).
 
 Baseline and API alternate, ``--runs`` times each per format; medians are reported. The API's
-body is read by curl (``--client httpx`` for Python's client, which spends ~0.5 s of CPU per 200 MB
-on the same two cores as the server) into a file, as DuckDB writes its own, and checked afterwards:
+body is written to a file by curl (``--client httpx``: Python's client, which spends ~0.5 s of CPU
+per 200 MB on the same two cores as the server), as DuckDB writes its own, and checked afterwards:
 its row count (Arrow stream and trailer, Parquet footer, CSV lines, NDJSON lines and end line) must
 equal the table's.
 """
@@ -128,21 +128,22 @@ def timed_get(url: str, headers: dict[str, str], out: Path | None = None) -> tup
 
 
 def curl_get(url: str, headers: dict[str, str], out: Path) -> tuple[float, float, int]:
-    """As ``timed_get``, read by curl (through a pipe, so the first byte is the body's, not the headers')."""
+    """As ``timed_get``, read by curl into ``out``; the first byte is the body's (the file is watched
+    until it is not empty; the headers come before it)."""
     head = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
+    out.unlink(missing_ok=True)
     t0 = time.perf_counter()
     first = None
-    total = 0
-    with subprocess.Popen(["curl", "-sS", "--fail", *head, url], stdout=subprocess.PIPE) as curl, open(out, "wb") as f:
-        fd = curl.stdout.fileno()  # type: ignore[union-attr]
-        while chunk := os.read(fd, 1 << 20):
-            if first is None:
+    with subprocess.Popen(["curl", "-sS", "--fail", "-o", str(out), *head, url]) as curl:
+        while first is None and curl.poll() is None:
+            if out.exists() and out.stat().st_size:
                 first = time.perf_counter() - t0
-            total += len(chunk)
-            f.write(chunk)
+            else:
+                time.sleep(0.002)
+    total = time.perf_counter() - t0
     if curl.returncode:
         raise RuntimeError(f"curl exited {curl.returncode} for {url}")
-    return first or 0.0, time.perf_counter() - t0, total
+    return first if first is not None else total, total, out.stat().st_size
 
 
 def body_rows(fmt: str, path: Path) -> int:

@@ -22,12 +22,14 @@ from lakehouse.tables import EVENTS, TABLES
 Extract = tuple[int | None, Iterator[pa.RecordBatch], pa.Schema]
 """The snapshot read, the batches to send and their schema."""
 
-TYPED_BATCH_ROWS = 16_384
+TYPED_BATCH_ROWS = 8_192
 """Rows per batch of a typed extract after its first (``batch_rows``, for a quick first byte).
 
-Typed rows are small (~200 bytes in Arrow: ~3 MB a batch); in batches of 2,000 the per-batch work
+Typed rows are small (~200 bytes in Arrow: ~1.6 MB a batch); in batches of 2,000 the per-batch work
 (reading, entitling, writing, sending) cost as much as the rows themselves. Larger batches were no
-faster and delayed the first one (64k rows: +0.1 s). Event rows carry payloads: ``batch_rows``.
+faster, delayed the first one (64k rows: +0.1 s) and raised the peak RSS (CSV and NDJSON text
+takes several times a batch's size while it is made: 16k rows, +150 MB). Event rows carry
+payloads: ``batch_rows``.
 """
 
 
