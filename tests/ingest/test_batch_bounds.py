@@ -42,14 +42,21 @@ def _polled(n: int, size: int) -> PolledRecords:
     return out
 
 
-def test_polls_are_sized_so_a_batch_stays_within_its_byte_bound() -> None:
-    worker = _worker(max_records=50_000, max_bytes=1_000_000)
+def test_a_batch_is_committed_before_a_poll_could_carry_it_past_its_byte_bound() -> None:
+    worker = _worker(max_records=1_000_000, max_bytes=1_000_000)
     assert worker._poll_budget() == 10_000  # nothing seen yet: the records bound only
-    worker._add(_polled(100, 6_500))  # 650 kB of 1 MB
-    budget = worker._poll_budget()
-    assert budget == (1_000_000 - 650_000) // 6_500
-    worker._add(_polled(budget, 6_500))
-    assert 1_000_000 - 6_500 < worker._buffer.nbytes <= 1_000_000  # filled to the bound, not past it
+    worker._add(_polled(50, 6_500))
+    assert worker._poll_budget() == 1_000_000 // 6_500  # polls sized to the byte bound ...
+    assert worker._batch_due(0.0)  # ... so a second one could pass it: commit first
+    small = _worker(max_records=1_000_000, max_bytes=1_000_000)
+    small._add(_polled(10_000, 10))  # 100 kB in a full poll of 10 k small records
+    assert small._poll_budget() == 10_000
+    for _ in range(8):
+        assert not small._batch_due(0.0)
+        small._add(_polled(10_000, 10))
+    assert small._buffer.nbytes == 900_000 and not small._batch_due(0.0)  # one more poll still fits
+    small._add(_polled(10_000, 10))
+    assert small._batch_due(0.0) and small._buffer.nbytes <= 1_000_000
 
 
 def test_polls_never_ask_for_more_records_than_the_batch_has_room_for() -> None:
@@ -57,5 +64,5 @@ def test_polls_never_ask_for_more_records_than_the_batch_has_room_for() -> None:
     worker._add(_polled(100, 10))
     assert worker._poll_budget() == 50
     worker._add(_polled(50, 10))
-    assert worker._poll_budget() == 1  # full: the next poll is due to flush first
-    assert worker._batch_due(0.0)
+    assert worker._poll_budget() == 1
+    assert worker._batch_due(0.0)  # full: commit before the next poll
