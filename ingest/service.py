@@ -160,7 +160,7 @@ class IngestWorker:
         s = self.settings
         size = 10_000
         if self._mean_record_bytes:
-            size = min(size, max(100, int(s.batch_max_bytes / self._mean_record_bytes)))
+            size = min(size, max(1, int(s.batch_max_bytes / self._mean_record_bytes)))
         return max(1, min(s.batch_max_records - len(self._buffer), size))
 
     def _add(self, polled: PolledRecords) -> None:

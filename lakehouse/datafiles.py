@@ -37,16 +37,28 @@ from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
 from pyiceberg.table import Table, TableProperties, WriteTask
 from pyiceberg.transforms import IdentityTransform
 
+from lakehouse.errors import LakehouseError
 from lakehouse.storage import filesystem_for_location
 
 if TYPE_CHECKING:
     import duckdb
 
 
-def _options(table: Table) -> str:
-    ids = ", ".join(f"'{f.name}': {f.field_id}" for f in table.schema().fields)
+_CODECS = {"zstd", "snappy", "gzip", "lz4", "brotli", "uncompressed"}
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _options(table: Table, columns: Iterable[str]) -> str:
+    """COPY options: the table's Parquet settings and the field IDs of the columns written."""
+    schema = table.schema()
+    ids = ", ".join(f"{_quoted(c)}: {schema.find_field(c).field_id}" for c in columns)
     row_group = int(table.properties.get("write.parquet.row-group-limit", "122880"))
-    codec = table.properties.get("write.parquet.compression-codec", "zstd")
+    codec = table.properties.get("write.parquet.compression-codec", "zstd").lower()
+    if codec not in _CODECS:
+        raise LakehouseError(f"{'.'.join(table.name())}: Parquet codec {codec!r} is not one DuckDB writes")
     return f"FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {row_group}, FIELD_IDS {{{ids}}}"
 
 
@@ -72,7 +84,9 @@ def staged_copy(
     else:
         root = Path(tempfile.mkdtemp(prefix="mhhs-staging-"))
     try:
-        con.execute(f"COPY ({select_sql}) TO '{root}' ({_options(table)}, PARTITION_BY ({partition_by}))")
+        columns = [d[0] for d in con.execute(f"SELECT * FROM ({select_sql}) LIMIT 0").description or ()]
+        options = _options(table, [c for c in columns if c != partition_by])
+        con.execute(f"COPY ({select_sql}) TO {_quoted(str(root))} ({options}, PARTITION_BY ({partition_by}))")
         staged: dict[str, list[Path]] = {}
         for path in sorted(root.rglob("*.parquet")):
             value = unquote(path.parent.name.split("=", 1)[1])
@@ -118,6 +132,9 @@ def _data_file(table: Table, location: str) -> DataFile:
         stats_columns=compute_statistics_plan(schema, metadata.properties),
         parquet_column_mapping=parquet_path_to_id_mapping(schema),
     )
+    nulls = statistics.null_value_counts
+    if bad := [f.name for f in schema.fields if f.required and nulls.get(f.field_id, 0)]:
+        raise LakehouseError(f"{location}: nulls in required columns {bad}; not committed")
     return DataFile.from_args(
         content=DataFileContent.DATA,
         file_path=location,

@@ -142,10 +142,14 @@ def content_checksum(rows: pa.Table) -> tuple[int, str]:
 
 
 def _read_files(table: Table, paths: list[str]) -> pa.Table:
+    """The rows of ``paths``, each file cast to the table's Arrow schema (pyiceberg and DuckDB write
+    strings as different Arrow types: ``large_string`` and ``string``)."""
+    schema = table.schema().as_arrow()
     parts = []
     for path in paths:
         with table.io.new_input(path).open() as fh:
-            parts.append(pq.read_table(fh))
+            part = pq.read_table(fh)
+        parts.append(part.select(schema.names).cast(schema) if set(schema.names) <= set(part.column_names) else part)
     return pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
 
 
@@ -255,8 +259,11 @@ def compact_table(
 
 
 def whole_table_checksum(table: Table, snapshot_id: int | None = None) -> tuple[int, str]:
-    """Row count and order-independent checksum of the whole table at a snapshot."""
-    rows = table.scan(selected_fields=("topic", "partition", "offset", "value"), snapshot_id=snapshot_id).to_arrow()
+    """Row count and order-independent checksum of the whole table at a snapshot (see ``content_checksum``)."""
+    names: tuple[str, ...] = ("topic", "partition", "offset", "value")
+    if not set(names) <= set(table.schema().column_names):
+        names = ("*",)  # a typed table: every column
+    rows = table.scan(selected_fields=names, snapshot_id=snapshot_id).to_arrow()
     return content_checksum(rows)
 
 

@@ -18,7 +18,7 @@ from lakehouse.maintenance import compact_table, expire_table
 from lakehouse.refine import refine_consumption, refine_registration
 from lakehouse.settings import LakehouseSettings
 from lakehouse.store import Store
-from lakehouse.tables import EVENTS, TABLES
+from lakehouse.tables import CONSUMPTION, EVENTS, TABLES
 from quality.runner import QualityRunner
 from quality.settings import QualitySettings
 
@@ -49,7 +49,11 @@ def standard_jobs(
         store = Store(lake)
         expired = sum(expire_table(store.table(n), lake, timedelta(hours=1)).snapshots_expired for n in TABLES)
         report = compact_table(store.table(EVENTS))
-        return f"{expired} snapshots expired; events files {report.files_before} -> {report.files_after}"
+        typed = compact_table(store.table(CONSUMPTION))  # refine writes in arrival order: this sorts
+        return (
+            f"{expired} snapshots expired; events files {report.files_before} -> {report.files_after}; "
+            f"consumption files {typed.files_before} -> {typed.files_after}"
+        )
 
     return [
         Job("deliveries", deliver, cron="* * * * *"),

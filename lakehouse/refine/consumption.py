@@ -62,6 +62,7 @@ _STRUCTURE = (
 SLOT_US = 30 * 60 * 1_000_000  # one settlement period
 Dates = tuple[date | None, date | None]  # the first and last UTC settlement dates of a window
 REFUSED = "refused"
+_CLOCK_MAX_DAYS = 400  # a window's settlement dates spanning more (one sent in error) are dated row by row
 # One pass: parse, unnest, type, date and flag every period; the rows of the table, plus a bucket
 # (the UTC settlement date, or 'refused') to partition the output by. A refused row keeps its reason
 # in refine_flag and the period end as sent in consumption_raw, until it becomes a refine_rejects row.
@@ -84,7 +85,7 @@ WITH docs AS (
     SELECT *, epoch_us(period_end_utc) - {SLOT_US} AS start_us,
            CASE WHEN p IS NULL THEN 'no_periods' WHEN mpan IS NULL THEN 'missing_mpan'
                 WHEN measurement_quantity IS NULL THEN 'missing_quantity'
-                WHEN period_end_utc IS NULL THEN 'invalid_period_end' END AS refused
+                WHEN period_end_utc IS NULL OR NOT isfinite(period_end_utc) THEN 'invalid_period_end' END AS refused
     FROM typed
 )
 SELECT mpan, measurement_quantity, settlement_date AS utc_settlement_date, period_end_utc, {{local}},
@@ -125,9 +126,9 @@ def _clock(con: duckdb.DuckDBPyConnection, first: date | None, last: date | None
     the UTC settlement dates ``first`` to ``last`` (a day either side), computed once (zoneinfo,
     vectorised) and held in two DuckDB list variables, so a row is dated by an index.
     """
-    if first is None or last is None:
+    if first is None or last is None or (last - first).days > _CLOCK_MAX_DAYS:
         return f"{_ROW_DATE} AS local_settlement_date, {_ROW_PERIOD} AS local_period"
-    origin = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1_000_000) - 48 * SLOT_US
+    origin = (first - date(1970, 1, 1)).days * 48 * SLOT_US - 48 * SLOT_US
     starts_us = pa.array(range(origin, origin + ((last - first).days + 3) * 48 * SLOT_US, SLOT_US), pa.int64())
     start = pc.cast(starts_us, pa.timestamp("us", tz="UTC"))
     local_date = pc.cast(
@@ -198,6 +199,7 @@ def explode_consumption(
     ``refine_rejects`` rows. Rows are written in the order DuckDB produces them, not sorted:
     ``mhhs lake compact`` rewrites a partition's files into one sorted by (MPAN, period end).
     """
+    con.execute("SET TimeZone = 'UTC'")  # a period end sent without an offset is UTC, whatever the host
     sql = _EXPLODE.replace("{source}", source).replace("{local}", _clock(con, *dates))
     files: list[DataFile] = []
     rejects = TABLES[REFINE_REJECTS].arrow_schema.empty_table()
@@ -293,6 +295,7 @@ def refine_consumption(
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET preserve_insertion_order = false")
         try:
+            events.refresh()  # DuckDB reads the current metadata file: older ones are deleted as ingest commits
             sql, dates = _source(events, source.snapshot_id, query, con)
             refined = explode_consumption(con, sql, dates, target)
         finally:

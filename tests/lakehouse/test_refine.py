@@ -137,6 +137,8 @@ def test_compaction_sorts_refined_files_by_the_tables_sort_order(lake: Lakehouse
         writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
         refine_consumption(catalog, lake)  # a refine run per batch: partitions of several files
     table = ensure_table(catalog, lake, CONSUMPTION)
+    one_day = table.scan(row_filter=f"utc_settlement_date = '{table.scan().to_arrow()['utc_settlement_date'][0]}'")
+    table.append(one_day.to_arrow().slice(0, 100))  # and a file pyiceberg wrote (its strings: large_string)
     before = _fingerprint(_rows(lake))
     report = compact_table(table)
     assert report.partitions_rewritten > 0
