@@ -72,6 +72,13 @@ def drop_landed(rows: pa.Table, held: Mapping[TP, int], coords: tuple[str, str, 
     return rows if pc.all(keep).as_py() else rows.filter(keep)  # no copy when nothing was landed
 
 
+def _append_files(table: Table, files: list[DataFile], summary: dict[str, str]) -> None:
+    """One append snapshot of data files already written, with ``summary`` (as ``table.append`` commits)."""
+    with table.transaction() as tx, tx._append_snapshot_producer(summary) as append:
+        for f in files:
+            append.append_data_file(f)
+
+
 def append_with_offsets(
     table: Table,
     rows: pa.Table,
@@ -113,9 +120,7 @@ def append_with_offsets(
         if files is None:
             table.append(fresh, snapshot_properties=summary)
         else:
-            with table.transaction() as tx, tx._append_snapshot_producer(summary) as append:  # as table.append does
-                for f in files:
-                    append.append_data_file(f)
+            _append_files(table, files, summary)
         snap = table.current_snapshot()
         return TableCommit(
             name,
@@ -161,9 +166,7 @@ def add_files_with_offsets(
             return None
         summary = dict(properties)
         summary[OFFSETS_KEY] = encode_offsets(merge_offsets(held_all, group, dict(next_offsets)))
-        with table.transaction() as tx, tx._append_snapshot_producer(summary) as append:  # as table.append does
-            for f in files:
-                append.append_data_file(f)
+        _append_files(table, files, summary)
         snap = table.current_snapshot()
         return TableCommit(name, snap.snapshot_id if snap else None, rows, 0, n, time.perf_counter() - started)
 
