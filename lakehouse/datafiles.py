@@ -69,11 +69,12 @@ def _is_local(table: Table) -> bool:
 
 @contextmanager
 def staged_copy(
-    con: duckdb.DuckDBPyConnection, select_sql: str, table: Table, partition_by: str
+    con: duckdb.DuckDBPyConnection, select_sql: str, table: Table, partition_by: str | None = None
 ) -> Iterator[dict[str, list[Path]]]:
     """DuckDB writes the rows of ``select_sql`` (the table's columns, then ``partition_by``) as Parquet.
 
-    Yields the staged files by value of ``partition_by`` (a column that is not written); the
+    Yields the staged files by value of ``partition_by`` (a column that is not written), or all
+    of them under ``""`` when there is no ``partition_by`` (one file, no partitioning work); the
     staging directory (beside the table's data on the local disk, so publishing is a rename;
     a temporary one otherwise) is removed afterwards, with whatever was not published.
     """
@@ -86,14 +87,38 @@ def staged_copy(
     try:
         columns = [d[0] for d in con.execute(f"SELECT * FROM ({select_sql}) LIMIT 0").description or ()]
         options = _options(table, [c for c in columns if c != partition_by])
-        con.execute(f"COPY ({select_sql}) TO {_quoted(str(root))} ({options}, PARTITION_BY ({partition_by}))")
         staged: dict[str, list[Path]] = {}
-        for path in sorted(root.rglob("*.parquet")):
-            value = unquote(path.parent.name.split("=", 1)[1])
-            staged.setdefault(value, []).append(path)
+        if partition_by is None:
+            root.mkdir(exist_ok=True)
+            path = root / "rows.parquet"
+            con.execute(f"COPY ({select_sql}) TO {_quoted(str(path))} ({options})")
+            staged[""] = [path]
+        else:
+            con.execute(f"COPY ({select_sql}) TO {_quoted(str(root))} ({options}, PARTITION_BY ({partition_by}))")
+            for path in sorted(root.rglob("*.parquet")):
+                value = unquote(path.parent.name.split("=", 1)[1])
+                staged.setdefault(value, []).append(path)
         yield staged
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def required_nulls(table: Table, staged: Path) -> list[str]:
+    """The table's required top-level columns a staged file may hold nulls in (from its footer's statistics).
+
+    A column chunk without a null count counts as holding nulls.
+    """
+    footer = pq.read_metadata(staged)
+    required = {f.name for f in table.schema().fields if f.required}
+    found: set[str] = set()
+    for g in range(footer.num_row_groups):
+        group = footer.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            stats = chunk.statistics
+            if chunk.path_in_schema in required and (stats is None or not stats.has_null_count or stats.null_count):
+                found.add(chunk.path_in_schema)
+    return sorted(found)
 
 
 def publish_data_file(table: Table, staged: Path, partition: Mapping[str, date | str]) -> DataFile:

@@ -28,7 +28,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
-from lakehouse.datafiles import publish_data_file, staged_copy
+from lakehouse.datafiles import publish_data_file, required_nulls, staged_copy
 from lakehouse.duck import connect, iceberg_scan_sql
 from lakehouse.offsets import committed_offsets, snapshot_offsets
 from lakehouse.query import EventQuery, read_events
@@ -88,7 +88,8 @@ WITH docs AS (
                 WHEN period_end_utc IS NULL OR NOT isfinite(period_end_utc) THEN 'invalid_period_end' END AS refused
     FROM typed
 )
-SELECT mpan, measurement_quantity, settlement_date AS utc_settlement_date, period_end_utc, {{local}},
+SELECT mpan, measurement_quantity, settlement_date AS utc_settlement_date,
+       CASE WHEN refused IS NULL THEN period_end_utc END AS period_end_utc, {{local}},
        kwh AS consumption_kwh, p.settlementPeriodQualityIndicator AS quality_indicator,
        TRY_CAST(p.estimationReasonCode AS INTEGER) AS estimation_reason,
        data_service_dip_id, connection_type, transaction_id, sender_timestamp,
@@ -103,6 +104,10 @@ SELECT mpan, measurement_quantity, settlement_date AS utc_settlement_date, perio
        CASE WHEN refused IS NOT NULL THEN '{REFUSED}' ELSE CAST(settlement_date AS VARCHAR) END AS bucket
 FROM checked
 """
+# The rows of a window whose events all hold one settlement date, written as one file (no
+# partitioning work); a refused row has no period end, so a null there (in the file's footer
+# statistics) sends the window down the partitioned pass, which sets refused rows aside.
+_ONE_DATE = "SELECT * EXCLUDE (bucket) FROM ({explode})"
 # Europe/London date and period of a row: looked up by index in the clock of the window's half
 # hours, or, for a period outside it (a far-off date sent in error), computed row by row.
 _IN_CLOCK = "start_us >= {origin} AND start_us < {end}"
@@ -196,11 +201,21 @@ def explode_consumption(
     One streaming pass in DuckDB: each document parsed once, its periods unnested, typed, dated and
     written as Parquet, partitioned by UTC settlement date, straight from DuckDB's vectors (no
     Arrow copy of the rows, no re-split); the refused rows go to a file of their own, read back as
-    ``refine_rejects`` rows. Rows are written in the order DuckDB produces them, not sorted:
-    ``mhhs lake compact`` rewrites a partition's files into one sorted by (MPAN, period end).
+    ``refine_rejects`` rows. A window of one settlement date (``dates``, from the events' partitions:
+    most windows of a live day) is written unpartitioned, which costs less, unless a row is
+    refused. Rows are written in the order DuckDB produces them, not sorted: ``mhhs lake compact``
+    rewrites a partition's files into one sorted by (MPAN, period end).
     """
     con.execute("SET TimeZone = 'UTC'")  # a period end sent without an offset is UTC, whatever the host
     sql = _EXPLODE.replace("{source}", source).replace("{local}", _clock(con, *dates))
+    first, last = dates
+    if first is not None and first == last:
+        with staged_copy(con, _ONE_DATE.format(explode=sql), target) as staged:
+            if not any(required_nulls(target, p) for p in staged[""]):
+                files = [publish_data_file(target, p, {"utc_settlement_date": first}) for p in staged[""]]
+                return Refined(
+                    files, sum(f.record_count for f in files), TABLES[REFINE_REJECTS].arrow_schema.empty_table()
+                )
     files: list[DataFile] = []
     rejects = TABLES[REFINE_REJECTS].arrow_schema.empty_table()
     with staged_copy(con, sql, target, "bucket") as staged:

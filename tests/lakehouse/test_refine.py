@@ -175,3 +175,71 @@ def test_files_written_for_a_window_another_run_refined_first_are_not_committed(
     assert lost is None
     assert not any(Path(f.file_path.removeprefix("file://")).exists() for f in refined.files)
     assert _rows(lake).num_rows == first.rows  # nothing twice
+
+
+def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partitioned_pass(
+    lake: LakehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[str | None] = []
+    staged_copy = consumption.staged_copy
+    monkeypatch.setattr(
+        consumption, "staged_copy", lambda con, sql, t, by=None: passes.append(by) or staged_copy(con, sql, t, by)
+    )
+    writer = LandingWriter(lake)
+    catalog = open_catalog(lake)
+    for events, quarantine, offsets in simulated_batches(12, 150):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    table = ensure_table(catalog, lake, CONSUMPTION)
+    landed = ensure_table(catalog, lake, EVENTS).scan().to_arrow()
+    day = landed.filter(pa.compute.equal(landed["topic"], consumption.CONSUMPTION_TOPIC))["settlement_date"][0].as_py()
+    con = connect()
+    try:
+        con.register("batch", landed)
+        source = f"SELECT * FROM batch WHERE topic = '{consumption.CONSUMPTION_TOPIC}' AND settlement_date = '{day}'"
+        one = consumption.explode_consumption(con, source, (day, day), table)
+        # the same events, planned as if they spanned two dates: the partitioned pass
+        partitioned = consumption.explode_consumption(con, source, (day, day + timedelta(days=1)), table)
+    finally:
+        con.close()
+
+    def read(files: list) -> pa.Table:  # type: ignore[type-arg]
+        parts = []
+        for f in files:
+            with table.io.new_input(f.file_path).open() as fh:
+                parts.append(pq.read_table(fh))
+        keys = ("source_partition", "source_offset", "period_end_utc")
+        return pa.concat_tables(parts).sort_by([(k, "ascending") for k in keys])
+
+    assert passes == [None, "bucket"]  # one unpartitioned pass, then the partitioned one
+    assert len(one.files) == 1 and one.rows > 0
+    assert f"/utc_settlement_date={day.isoformat()}/" in one.files[0].file_path
+    assert read(one.files).equals(read(partitioned.files))
+    assert one.rejects.num_rows == partitioned.rejects.num_rows == 0
+
+
+def test_a_one_date_window_with_a_refused_row_sets_it_aside(lake: LakehouseSettings) -> None:
+    writer = LandingWriter(lake)
+    catalog = open_catalog(lake)
+    for events, quarantine, offsets in simulated_batches(12, 150):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    table = ensure_table(catalog, lake, CONSUMPTION)
+    landed = ensure_table(catalog, lake, EVENTS).scan().to_arrow()
+    if21 = landed.filter(pa.compute.equal(landed["topic"], consumption.CONSUMPTION_TOPIC))
+    day = if21["settlement_date"][0].as_py()
+    if21 = if21.filter(pa.compute.equal(if21["settlement_date"], day))
+    values = if21["value"].to_pylist()
+    values[0] = values[0].replace(
+        b'"settlementPeriodEffectiveToDateTime":"', b'"settlementPeriodEffectiveToDateTime":"x', 1
+    )
+    assert values[0] != if21["value"][0].as_py()
+    if21 = if21.set_column(if21.schema.get_field_index("value"), "value", pa.array(values, if21["value"].type))
+    con = connect()
+    try:
+        con.register("batch", if21)
+        refined = consumption.explode_consumption(con, "SELECT * FROM batch", (day, day), table)
+    finally:
+        con.close()
+    assert refined.rejects.num_rows == 1
+    assert refined.rejects["reason"].to_pylist() == ["invalid_period_end"]
+    rows = sum(f.record_count for f in refined.files)
+    assert rows == refined.rows and rows > 0
