@@ -208,16 +208,14 @@ def explode_consumption(
     """
     con.execute("SET TimeZone = 'UTC'")  # a period end sent without an offset is UTC, whatever the host
     sql = _EXPLODE.replace("{source}", source).replace("{local}", _clock(con, *dates))
+    files: list[DataFile] = []
+    rejects = TABLES[REFINE_REJECTS].arrow_schema.empty_table()
     first, last = dates
     if first is not None and first == last:
         with staged_copy(con, _ONE_DATE.format(explode=sql), target) as staged:
             if not any(required_nulls(target, p) for p in staged[""]):
                 files = [publish_data_file(target, p, {"utc_settlement_date": first}) for p in staged[""]]
-                return Refined(
-                    files, sum(f.record_count for f in files), TABLES[REFINE_REJECTS].arrow_schema.empty_table()
-                )
-    files: list[DataFile] = []
-    rejects = TABLES[REFINE_REJECTS].arrow_schema.empty_table()
+                return Refined(files, sum(f.record_count for f in files), rejects)
     with staged_copy(con, sql, target, "bucket") as staged:
         for bucket, paths in sorted(staged.items()):
             if bucket == REFUSED:
