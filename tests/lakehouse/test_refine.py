@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -182,9 +183,12 @@ def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partit
 ) -> None:
     passes: list[str | None] = []
     staged_copy = consumption.staged_copy
-    monkeypatch.setattr(
-        consumption, "staged_copy", lambda con, sql, t, by=None: passes.append(by) or staged_copy(con, sql, t, by)
-    )
+
+    def spy(con: Any, sql: str, t: Any, by: str | None = None) -> Any:
+        passes.append(by)
+        return staged_copy(con, sql, t, by)
+
+    monkeypatch.setattr(consumption, "staged_copy", spy)
     writer = LandingWriter(lake)
     catalog = open_catalog(lake)
     for events, quarantine, offsets in simulated_batches(12, 150):
@@ -202,7 +206,7 @@ def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partit
     finally:
         con.close()
 
-    def read(files: list) -> pa.Table:  # type: ignore[type-arg]
+    def read(files: list[Any]) -> pa.Table:
         parts = []
         for f in files:
             with table.io.new_input(f.file_path).open() as fh:
