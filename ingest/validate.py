@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from contract.schemas import SchemaKey, list_schemas, load_schema
+from contract.schemas import list_schemas, load_schema
 from contract.topics import TopicCatalogue, load_topic_catalogue
 
 
@@ -44,11 +44,16 @@ class RecordValidator:
         """``check_formats=False`` checks dates and times by shape only (as the contract did before 2026-12)."""
         self._max = max_message_bytes
         self._catalogue = catalogue or load_topic_catalogue()
+        # plain dicts keyed by str and (str, str): looked up once or twice per record, so no
+        # dataclass hashing on the hot path (the catalogue's cached index hashed the whole catalogue)
         self._validators = {
-            key: jsonschema_rs.validator_for(load_schema(key.interface, key.version), validate_formats=check_formats)
+            (key.interface, key.version): jsonschema_rs.validator_for(
+                load_schema(key.interface, key.version), validate_formats=check_formats
+            )
             for key in list_schemas()
         }
-        self._interfaces = {key.interface for key in self._validators}
+        self._interfaces = {interface for interface, _ in self._validators}
+        self._topics = {spec.name: spec for spec in self._catalogue.topics}
 
     def check(self, topic: str, value: bytes | None) -> Accepted | Rejection:
         """Validate one record's value as published on ``topic``."""
@@ -76,14 +81,14 @@ class RecordValidator:
             return Rejection("invalid_envelope", "expected an object with CommonBlock.S0.interfaceID and schemaVersion")
         if not isinstance(interface, str) or not isinstance(version, str):
             return Rejection("invalid_envelope", "interfaceID and schemaVersion must be strings")
-        spec = self._catalogue.by_name(topic)
+        spec = self._topics.get(topic)
         if spec is None:
             return Rejection("unknown_topic", f"topic {topic!r} is not in the topic catalogue")
         if interface not in self._interfaces:
             return Rejection("unknown_interface", f"no schema for interface {interface!r}")
         if spec.interface != interface:
             return Rejection("topic_mismatch", f"{interface} published on {topic}, which carries {spec.interface}")
-        validator = self._validators.get(SchemaKey(interface, version))
+        validator = self._validators.get((interface, version))
         if validator is None:
             return Rejection("unknown_schema_version", f"no schema for {interface} version {version!r}")
         custom = message.get("CustomBlock")

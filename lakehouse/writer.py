@@ -20,6 +20,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
 from lakehouse.datafiles import delete_data_files, write_partition_runs
+from lakehouse.errors import CommitConflictError
 from lakehouse.maintenance import expire_old_snapshots
 from lakehouse.offsets import (
     OFFSETS_KEY,
@@ -94,13 +95,20 @@ def append_with_offsets(
     ``stamp`` names a timestamp column set to the commit attempt's time (``landed_at``), so a row
     is never stamped later than the snapshot that first holds it.
 
+    The data files are written once: an attempt that lost a race to a commit of other partitions
+    (the usual race between members of one group) commits the same files again; only when the
+    winner landed some of these rows are the files deleted and the remaining rows written anew.
+
     Raises:
         CommitConflictError: if the commit still conflicts after ``max_attempts``.
     """
     name = ".".join(table.name())
     started = time.perf_counter()
+    written: list[DataFile] = []  # by an earlier attempt, for this many rows
+    written_rows = -1
 
     def attempt(n: int) -> TableCommit:
+        nonlocal written, written_rows
         if n > 1:
             table.refresh()
         held_all = snapshot_offsets(table)
@@ -109,17 +117,21 @@ def append_with_offsets(
         landed = {tp: off for tp, off in next_offsets.items() if off > held.get(tp, -1)}
         summary = dict(properties)
         summary[OFFSETS_KEY] = encode_offsets(merge_offsets(held_all, group, landed))
+        if written and fresh.num_rows != written_rows:  # fewer rows left (held offsets only grow)
+            delete_data_files(table, written)
+            written, written_rows = [], -1
         if fresh.num_rows == 0 and not landed:
             return TableCommit(name, None, 0, rows.num_rows, n, time.perf_counter() - started)
-        if stamp and fresh.num_rows:
+        if stamp and fresh.num_rows and not written:
             field_ = fresh.schema.field(stamp)
             fresh = fresh.set_column(
                 fresh.schema.get_field_index(stamp), field_, pa.array([datetime.now(UTC)] * fresh.num_rows, field_.type)
             )
-        files = write_partition_runs(table, fresh)
+        files = written or write_partition_runs(table, fresh)
         if files is None:
             table.append(fresh, snapshot_properties=summary)
         else:
+            written, written_rows = files, fresh.num_rows
             _append_files(table, files, summary)
         snap = table.current_snapshot()
         return TableCommit(
@@ -131,7 +143,11 @@ def append_with_offsets(
             time.perf_counter() - started,
         )
 
-    return retry_commit(name, attempt, max_attempts)
+    try:
+        return retry_commit(name, attempt, max_attempts)
+    except CommitConflictError:
+        delete_data_files(table, written)  # never committed: the caller retries the whole batch
+        raise
 
 
 def add_files_with_offsets(
