@@ -3,8 +3,9 @@
 The baseline subscribes to the same topics as the worker (the whole catalogue), in one group.
 
 Usage: python bench/ingest.py [--messages N]
-Reports messages/s and MB/s for both, the ratio, peak RSS of the ingest process, commit
-latency p50/p95 and data files per partition.
+Reports messages/s and MB/s for both, the ratio, peak RSS (the largest process, and all of a
+run's processes together: the worker and its validation process), commit latency p50/p95 and
+data files per partition.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def baseline(bootstrap: str, api: tuple[int, ...], topics: list[str], n: int) ->
 
 def run_ingest(
     bootstrap: str, topic_env: dict[str, str], warehouse: Path, log: Path, processes: int = 1
-) -> tuple[float, float, list[float]]:
+) -> tuple[float, float, float, list[float]]:
     env = dict(os.environ)
     env.update(topic_env)
     env.update(
@@ -108,12 +109,13 @@ def run_ingest(
             stderr=fh,
         )
         ps = psutil.Process(proc.pid)
-        peak = 0
+        peak = peak_tree = 0
         while proc.poll() is None:
-            try:  # the largest member (one process, or each of --processes)
-                peak = max(peak, ps.memory_info().rss, *(c.memory_info().rss for c in ps.children(recursive=True)))
+            try:  # the largest process, and all of them (members and their validation processes)
+                rss = [ps.memory_info().rss, *(c.memory_info().rss for c in ps.children(recursive=True))]
             except psutil.NoSuchProcess:
                 break
+            peak, peak_tree = max(peak, *rss), max(peak_tree, sum(rss))
             time.sleep(0.2)
     total = time.perf_counter() - started
     commits, first, last = [], None, None
@@ -135,7 +137,7 @@ def run_ingest(
     busy = total
     if first and last:
         busy = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
-    return busy, peak / 2**20, commits
+    return busy, peak / 2**20, peak_tree / 2**20, commits
 
 
 def files_per_partition(warehouse: Path) -> tuple[int, int]:
@@ -155,6 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=1, help="also run `mhhs ingest --processes N` (goal 1.5x)")
+    parser.add_argument(
+        "--inline", action="store_true", help="also run a worker that validates in its own loop (no validation process)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -167,8 +172,12 @@ def main() -> None:
         produce_s = time.perf_counter() - t0
         create_topics(settings.model_copy(update={"kafka_bootstrap": bootstrap}), bootstrap)  # as the worker does
         base_s = baseline(bootstrap, api, list(load_topic_catalogue().names), n)
-        ingest_s, peak_mb, commits = run_ingest(bootstrap, {}, root / "warehouse", root / "ingest.log")
+        ingest_s, peak_mb, tree_mb, commits = run_ingest(bootstrap, {}, root / "warehouse", root / "ingest.log")
         files, partitions = files_per_partition(root / "warehouse")
+        inline = None
+        if args.inline:
+            no_child = {"MHHS_VALIDATION_PROCESS": "false"}
+            inline = run_ingest(bootstrap, no_child, root / "warehouse-inline", root / "inline.log")
         scaled = None
         if args.processes > 1:
             scaled = run_ingest(bootstrap, {}, root / "warehouse-n", root / "ingest-n.log", args.processes)
@@ -183,6 +192,7 @@ def main() -> None:
             "msgs_per_s": round(n / ingest_s),
             "mb_per_s": round(mb / ingest_s, 1),
             "peak_rss_mb": round(peak_mb),
+            "peak_rss_all_processes_mb": round(tree_mb),
             "commits": len(commits),
             "commit_p50_s": round(percentile(commits, 0.5), 3),
             "commit_p95_s": round(percentile(commits, 0.95), 3),
@@ -192,32 +202,47 @@ def main() -> None:
         },
         "ratio_ingest_to_baseline": round(base_s / ingest_s, 3),
     }
+    if inline is not None:
+        figures["inline_validation"] = {
+            "seconds": round(inline[0], 2),
+            "msgs_per_s": round(n / inline[0]),
+            "peak_rss_mb": round(inline[1]),
+            "ratio_to_baseline": round(base_s / inline[0], 3),
+            "validation_process_speedup": round(inline[0] / ingest_s, 3),
+        }
     if scaled is not None:
         figures["processes"] = {
             "n": args.processes,
             "seconds": round(scaled[0], 2),
             "msgs_per_s": round(n / scaled[0]),
-            "largest_member_peak_rss_mb": round(scaled[1]),
+            "largest_process_peak_rss_mb": round(scaled[1]),
+            "all_processes_peak_rss_mb": round(scaled[2]),
             "speedup_vs_one_process": round(ingest_s / scaled[0], 3),
             "goal_speedup": 1.5,
         }
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("baseline (kafka-python + orjson)", f"{n / base_s:,.0f}", f"{mb / base_s:,.1f}", "-", "-"),
         (
             "mhhs ingest (committed Iceberg)",
             f"{n / ingest_s:,.0f}",
             f"{mb / ingest_s:,.1f}",
-            f"{peak_mb:,.0f}",
+            f"{peak_mb:,.0f} ({tree_mb:,.0f} all)",
             f"{percentile(commits, 0.5):.3f} / {percentile(commits, 0.95):.3f}",
         ),
         ("ratio ingest / baseline", f"{base_s / ingest_s:.3f}", "", "", ""),
     ]
+    if inline is not None:
+        rows.append(
+            ("  same, validating inline", f"{n / inline[0]:,.0f}", f"{mb / inline[0]:,.1f}", f"{inline[1]:,.0f}",
+             f"validation process: {inline[0] / ingest_s:.2f}x")
+        )  # fmt: skip
     if scaled is not None:
         rows.append(
             (f"mhhs ingest --processes {args.processes}", f"{n / scaled[0]:,.0f}", f"{mb / scaled[0]:,.1f}",
-             f"{scaled[1]:,.0f}", f"speed-up {ingest_s / scaled[0]:.2f}x (goal 1.5)")
+             f"{scaled[1]:,.0f} ({scaled[2]:,.0f} all)", f"speed-up {ingest_s / scaled[0]:.2f}x (goal 1.5)")
         )  # fmt: skip
-    write_results("ingest", figures, rows, ("path", "msgs/s", "MB/s", "peak RSS MB", "commit p50/p95 s"))
+    headers = ("path", "msgs/s", "MB/s", "peak RSS MB, largest process", "commit p50/p95 s")
+    write_results("ingest", figures, rows, headers)
 
 
 if __name__ == "__main__":

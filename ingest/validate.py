@@ -6,7 +6,10 @@ stable error code and a readable reason, and the record is quarantined, never dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -109,3 +112,80 @@ class RecordValidator:
             path = "/".join(str(p) for p in error.instance_path) or "(root)"
             return Rejection("schema_violation", f"{path}: {error.message}"[:1000])
         return Accepted(message, interface, version, settlement)
+
+
+ENVELOPE = (
+    "interface_id",
+    "schema_version",
+    "event_code",
+    "transaction_id",
+    "sender_dip_id",
+    "sender_role",
+    "sender_timestamp",
+    "mpan",
+    "gsp_group",
+    "settlement_date",
+)
+
+
+@dataclass(slots=True)
+class Verdicts:
+    """What validation found in a batch: the accepted records (by index) with their envelope
+    columns, and the rejected (by index) with code and reason. Small and picklable: it crosses
+    from a validation process back to the worker."""
+
+    accepted: list[int] = field(default_factory=list)
+    envelope: dict[str, list[Any]] = field(default_factory=lambda: {k: [] for k in ENVELOPE})
+    rejected: list[int] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def judge(validator: RecordValidator, topics: Sequence[str], values: Sequence[bytes | None]) -> Verdicts:
+    """Validate every record of a batch (``topics[i]``, ``values[i]``); parse each value once.
+
+    The cyclic garbage collector is paused meanwhile: parsing creates hundreds of acyclic
+    objects per record (freed by reference counting), and collector passes over them cost
+    ~45% of the time when measured here.
+    """
+    out = Verdicts()
+    env = out.envelope
+    with gc_paused():
+        for i, (topic, value) in enumerate(zip(topics, values, strict=True)):
+            result = validator.check(topic, value)
+            if isinstance(result, Accepted):
+                out.accepted.append(i)
+                _collect(env, result)
+            else:
+                out.rejected.append(i)
+                out.codes.append(result.code)
+                out.reasons.append(result.reason)
+    return out
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a block (reference counting still frees)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _collect(env: dict[str, list[Any]], accepted: Accepted) -> None:
+    common = accepted.message["CommonBlock"]
+    s0, s1, d0 = common["S0"], common["S1"], common["D0"]
+    m0 = common.get("M0") or {}
+    env["interface_id"].append(accepted.interface)
+    env["schema_version"].append(accepted.version)
+    env["event_code"].append(s0.get("eventCode"))
+    env["transaction_id"].append(d0.get("transactionID"))
+    env["sender_dip_id"].append(s1.get("senderDIPID"))
+    env["sender_role"].append(s1.get("senderRoleID"))
+    env["sender_timestamp"].append(s1.get("senderTimestamp"))
+    env["mpan"].append(m0.get("MPANCore"))
+    env["gsp_group"].append(m0.get("GSPGroupID") or accepted.message["CustomBlock"].get("gspGroupID"))
+    env["settlement_date"].append(accepted.settlement_date)
