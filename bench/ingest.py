@@ -4,7 +4,7 @@ The baseline subscribes to the same topics as the worker (the whole catalogue), 
 
 Usage: python bench/ingest.py [--messages N]
 Reports messages/s and MB/s for both, the ratio, peak RSS (the largest process, and all of a
-run's processes together: the worker and its validation process), commit latency p50/p95 and
+run's processes together, for --processes), commit latency p50/p95 and
 data files per partition.
 """
 
@@ -157,9 +157,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=1, help="also run `mhhs ingest --processes N` (goal 1.5x)")
-    parser.add_argument(
-        "--inline", action="store_true", help="also run a worker that validates in its own loop (no validation process)"
-    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -174,10 +171,6 @@ def main() -> None:
         base_s = baseline(bootstrap, api, list(load_topic_catalogue().names), n)
         ingest_s, peak_mb, tree_mb, commits = run_ingest(bootstrap, {}, root / "warehouse", root / "ingest.log")
         files, partitions = files_per_partition(root / "warehouse")
-        inline = None
-        if args.inline:
-            no_child = {"MHHS_VALIDATION_PROCESS": "false"}
-            inline = run_ingest(bootstrap, no_child, root / "warehouse-inline", root / "inline.log")
         scaled = None
         if args.processes > 1:
             scaled = run_ingest(bootstrap, {}, root / "warehouse-n", root / "ingest-n.log", args.processes)
@@ -202,14 +195,6 @@ def main() -> None:
         },
         "ratio_ingest_to_baseline": round(base_s / ingest_s, 3),
     }
-    if inline is not None:
-        figures["inline_validation"] = {
-            "seconds": round(inline[0], 2),
-            "msgs_per_s": round(n / inline[0]),
-            "peak_rss_mb": round(inline[1]),
-            "ratio_to_baseline": round(base_s / inline[0], 3),
-            "validation_process_speedup": round(inline[0] / ingest_s, 3),
-        }
     if scaled is not None:
         figures["processes"] = {
             "n": args.processes,
@@ -231,11 +216,6 @@ def main() -> None:
         ),
         ("ratio ingest / baseline", f"{base_s / ingest_s:.3f}", "", "", ""),
     ]
-    if inline is not None:
-        rows.append(
-            ("  same, validating inline", f"{n / inline[0]:,.0f}", f"{mb / inline[0]:,.1f}", f"{inline[1]:,.0f}",
-             f"validation process: {inline[0] / ingest_s:.2f}x")
-        )  # fmt: skip
     if scaled is not None:
         rows.append(
             (f"mhhs ingest --processes {args.processes}", f"{n / scaled[0]:,.0f}", f"{mb / scaled[0]:,.1f}",

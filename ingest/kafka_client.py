@@ -252,15 +252,6 @@ class PolledRecords:
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def clear(self) -> None:
-        """Drop every record (frees the values, whoever else holds this object)."""
-        for column in (self.topics, self.partitions, self.offsets, self.timestamps_ms, self.timestamp_types):
-            column.clear()
-        self.keys.clear()
-        self.values.clear()
-        self.headers.clear()
-        self.nbytes = 0
-
     def extend(self, other: PolledRecords) -> None:
         self.topics += other.topics
         self.partitions += other.partitions

@@ -6,13 +6,14 @@ table records for its group. SIGTERM commits the batch in hand and exits cleanly
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
@@ -23,16 +24,25 @@ import structlog
 from contract.topics import load_topic_catalogue
 from ingest.decode import decode_batch
 from ingest.kafka_client import TP, GroupConsumer, PolledRecords
-from ingest.memory import trim_heap
 from ingest.metrics import IngestMetrics
-from ingest.pipeline import ValidationProcess
 from ingest.settings import IngestSettings
-from ingest.validate import RecordValidator, Verdicts
+from ingest.validate import RecordValidator
 from lakehouse.errors import LakehouseError
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
 
 log = structlog.get_logger("ingest")
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def release_memory() -> None:
@@ -41,7 +51,8 @@ def release_memory() -> None:
     Without it a worker's RSS keeps the high-water mark of its largest batch, fragmented.
     """
     pa.default_memory_pool().release_unused()
-    trim_heap()
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 @dataclass
@@ -74,8 +85,6 @@ class IngestWorker:
         self.stats = RunStats()
         self._writer = LandingWriter(lake)
         self._validator = RecordValidator(ingest.max_message_bytes)
-        self._validation = ValidationProcess(ingest.max_message_bytes) if ingest.validation_process else None
-        self._in_flight: tuple[PolledRecords, Future[Verdicts]] | None = None  # being validated in the child
         self._buffer = PolledRecords.empty()
         self._batch_started: float | None = None
         self._stop = False
@@ -127,23 +136,18 @@ class IngestWorker:
                 if len(polled):
                     last_record = now
                     self._add(polled)
-                if self._in_flight is not None and self._in_flight[1].done():
-                    self._commit_in_flight()
                 if self._batch_due(now):
-                    self._hand_off()
+                    self.flush()
                 if on_tick is not None:
                     on_tick(self.stats)
                 # idle time counts from the last record, or from joining the group
                 quiet_since = max(last_record, self._assigned_at or now)
-                idle = not len(self._buffer) and self._in_flight is None
-                if until_idle is not None and now - quiet_since >= until_idle and idle:
+                if until_idle is not None and now - quiet_since >= until_idle and not len(self._buffer):
                     log.info("idle_exit", worker=self.worker_id, idle_seconds=until_idle)
                     break
             self.flush()
         finally:
             self._consumer.close()
-            if self._validation is not None:
-                self._validation.close()
         return self.stats
 
     def _poll_budget(self) -> int:
@@ -179,38 +183,15 @@ class IngestWorker:
             or (self._batch_started is not None and now - self._batch_started >= s.batch_max_seconds)
         )
 
-    def _take_batch(self) -> PolledRecords:
-        batch, self._buffer, self._batch_started = self._buffer, PolledRecords.empty(), None
-        return batch
-
-    def _hand_off(self) -> None:
-        """The batch in hand is due: to the validation process (after committing the one it holds), or commit it now."""
-        if self._validation is None:
-            self.flush()
-            return
-        self._commit_in_flight()
-        batch = self._take_batch()
-        self._in_flight = (batch, self._validation.submit(batch.topics, batch.values))
-
-    def _commit_in_flight(self, in_rebalance: bool = False) -> None:
-        if self._in_flight is None or self._validation is None:
-            return
-        batch, future = self._in_flight
-        self._in_flight = None
-        self._commit(batch, self._validation.result(future, batch.topics, batch.values, self._validator), in_rebalance)
-
     def flush(self, in_rebalance: bool = False) -> None:
-        """Commit every batch in hand (the one being validated, then the one being polled), in order."""
-        self._commit_in_flight(in_rebalance)
-        if len(self._buffer):
-            self._commit(self._take_batch(), None, in_rebalance)
-
-    def _commit(self, batch: PolledRecords, verdicts: Verdicts | None, in_rebalance: bool) -> None:
-        """Commit one batch to Iceberg, then its offsets to Kafka. Retries until it lands."""
+        """Commit the batch in hand to Iceberg, then its offsets to Kafka. Retries until it lands."""
+        if not len(self._buffer):
+            return
+        batch, self._buffer, self._batch_started = self._buffer, PolledRecords.empty(), None
         batch_id = uuid.uuid4().hex
-        decoded = decode_batch(batch, self._validator, self.worker_id, batch_id, datetime.now(UTC), verdicts)
+        decoded = decode_batch(batch, self._validator, self.worker_id, batch_id, datetime.now(UTC))
         records = len(batch)
-        batch.clear()  # the values are in Arrow now: free the Python copies before the commit
+        del batch  # the values are in Arrow now: free the Python copies before the commit
         props = {
             "mhhs.batch-id": batch_id,
             "mhhs.worker-id": self.worker_id,
