@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyiceberg.table import Table
 
 from lakehouse.catalog import open_catalog
 from lakehouse.duck import connect
@@ -178,6 +179,18 @@ def test_files_written_for_a_window_another_run_refined_first_are_not_committed(
     assert _rows(lake).num_rows == first.rows  # nothing twice
 
 
+def _one_days_if021(lake: LakehouseSettings) -> tuple[Table, pa.Table, date]:
+    """The consumption table, and the IF-021 events of one settlement date of a landed market."""
+    writer = LandingWriter(lake)
+    catalog = open_catalog(lake)
+    for events, quarantine, offsets in simulated_batches(12, 150):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    landed = ensure_table(catalog, lake, EVENTS).scan().to_arrow()
+    if21 = landed.filter(pa.compute.equal(landed["topic"], consumption.CONSUMPTION_TOPIC))
+    day = if21["settlement_date"][0].as_py()
+    return ensure_table(catalog, lake, CONSUMPTION), if21.filter(pa.compute.equal(if21["settlement_date"], day)), day
+
+
 def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partitioned_pass(
     lake: LakehouseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,20 +202,13 @@ def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partit
         return staged_copy(con, sql, t, by)
 
     monkeypatch.setattr(consumption, "staged_copy", spy)
-    writer = LandingWriter(lake)
-    catalog = open_catalog(lake)
-    for events, quarantine, offsets in simulated_batches(12, 150):
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
-    table = ensure_table(catalog, lake, CONSUMPTION)
-    landed = ensure_table(catalog, lake, EVENTS).scan().to_arrow()
-    day = landed.filter(pa.compute.equal(landed["topic"], consumption.CONSUMPTION_TOPIC))["settlement_date"][0].as_py()
+    table, if21, day = _one_days_if021(lake)
     con = connect()
     try:
-        con.register("batch", landed)
-        source = f"SELECT * FROM batch WHERE topic = '{consumption.CONSUMPTION_TOPIC}' AND settlement_date = '{day}'"
-        one = consumption.explode_consumption(con, source, (day, day), table)
+        con.register("batch", if21)
+        one = consumption.explode_consumption(con, "SELECT * FROM batch", (day, day), table)
         # the same events, planned as if they spanned two dates: the partitioned pass
-        partitioned = consumption.explode_consumption(con, source, (day, day + timedelta(days=1)), table)
+        partitioned = consumption.explode_consumption(con, "SELECT * FROM batch", (day, day + timedelta(days=1)), table)
     finally:
         con.close()
 
@@ -222,15 +228,7 @@ def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partit
 
 
 def test_a_one_date_window_with_a_refused_row_sets_it_aside(lake: LakehouseSettings) -> None:
-    writer = LandingWriter(lake)
-    catalog = open_catalog(lake)
-    for events, quarantine, offsets in simulated_batches(12, 150):
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
-    table = ensure_table(catalog, lake, CONSUMPTION)
-    landed = ensure_table(catalog, lake, EVENTS).scan().to_arrow()
-    if21 = landed.filter(pa.compute.equal(landed["topic"], consumption.CONSUMPTION_TOPIC))
-    day = if21["settlement_date"][0].as_py()
-    if21 = if21.filter(pa.compute.equal(if21["settlement_date"], day))
+    table, if21, day = _one_days_if021(lake)
     values = if21["value"].to_pylist()
     values[0] = values[0].replace(
         b'"settlementPeriodEffectiveToDateTime":"', b'"settlementPeriodEffectiveToDateTime":"x', 1
