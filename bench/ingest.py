@@ -87,6 +87,13 @@ def baseline(bootstrap: str, api: tuple[int, ...], topics: list[str], n: int) ->
     return elapsed
 
 
+def _children(ps: psutil.Process) -> list[psutil.Process]:
+    try:
+        return ps.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
 def run_ingest(
     bootstrap: str, topic_env: dict[str, str], warehouse: Path, log: Path, processes: int = 1
 ) -> tuple[float, float, float, list[float]]:
@@ -111,12 +118,16 @@ def run_ingest(
         ps = psutil.Process(proc.pid)
         peak = peak_tree = 0
         while proc.poll() is None:
-            try:  # the largest process, and all of them (members and their validation processes)
-                rss = [ps.memory_info().rss, *(c.memory_info().rss for c in ps.children(recursive=True))]
-            except psutil.NoSuchProcess:
-                break
-            peak, peak_tree = max(peak, *rss), max(peak_tree, sum(rss))
+            rss = []
+            for p in [ps, *_children(ps)]:  # the largest process, and all of them (for --processes)
+                try:
+                    rss.append(p.memory_info().rss)
+                except psutil.NoSuchProcess:  # a member that just ended
+                    continue
+            if rss:
+                peak, peak_tree = max(peak, *rss), max(peak_tree, sum(rss))
             time.sleep(0.2)
+        proc.wait()
     total = time.perf_counter() - started
     commits, first, last = [], None, None
     for line in log.read_bytes().splitlines():

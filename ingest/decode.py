@@ -1,9 +1,9 @@
 """Turn a batch of polled records into Arrow tables: landed events and quarantined records.
 
-Validation is per record (``ingest.validate.judge``: each value is parsed and checked once, in
-this process or a validation process); the accepted records' envelope columns are put in
-(topic, settlement date, partition, offset) order as indices (so every data file is in offset
-order and each table partition is one run of rows), then turned into Arrow arrays in bulk.
+Validation is per record (``ingest.validate.judge``: each value is parsed and checked once); the
+accepted records' envelope columns are put in (topic, settlement date, partition, offset) order
+as indices (so every data file is in offset order and each table partition is one run of rows),
+then turned into Arrow arrays in bulk.
 """
 
 from __future__ import annotations
@@ -94,11 +94,9 @@ def decode_batch(
     worker_id: str,
     batch_id: str,
     landed_at: datetime,
-    verdicts: Verdicts | None = None,
 ) -> DecodedBatch:
-    """Build the events and quarantine tables for one batch, validating it first unless ``verdicts`` are given."""
-    if verdicts is None:
-        verdicts = judge(validator, polled.topics, polled.values)
+    """Validate every record and build the events and quarantine tables for one batch."""
+    verdicts = judge(validator, polled.topics, polled.values)
     with gc_paused():
         return _split(polled, verdicts, worker_id, batch_id, landed_at)
 

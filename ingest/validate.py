@@ -131,8 +131,7 @@ ENVELOPE = (
 @dataclass(slots=True)
 class Verdicts:
     """What validation found in a batch: the accepted records (by index) with their envelope
-    columns, and the rejected (by index) with code and reason. Small and picklable: it crosses
-    from a validation process back to the worker."""
+    columns, and the rejected (by index) with code and reason."""
 
     accepted: list[int] = field(default_factory=list)
     envelope: dict[str, list[Any]] = field(default_factory=lambda: {k: [] for k in ENVELOPE})

@@ -9,7 +9,9 @@ worker resumes from the events table's offsets, which are written last.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 
 from lakehouse.datafiles import delete_data_files, write_partition_runs
 from lakehouse.errors import CommitConflictError
@@ -32,6 +35,10 @@ from lakehouse.offsets import (
 )
 from lakehouse.retry import retry_commit
 from lakehouse.settings import LakehouseSettings
+
+log = logging.getLogger(__name__)
+COMMIT_TOKEN_KEY = "mhhs.commit-token"
+"""A snapshot summary property: which ``append_with_offsets`` call committed it (one uuid per call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,58 +103,83 @@ def append_with_offsets(
     is never stamped later than the snapshot that first holds it.
 
     The data files are written once: an attempt that lost a race to a commit of other partitions
-    (the usual race between members of one group) commits the same files again; only when the
-    winner landed some of these rows are the files deleted and the remaining rows written anew.
+    (the usual race between members of one group) commits the same files again (their rows keep
+    the stamp of the attempt that wrote them, earlier than the commit by the retries' backoff);
+    only when the winner landed some of these rows (held offsets only grow, so fewer fresh rows
+    means exactly that) are the files deleted and the remaining rows written anew. A commit
+    reported lost that in fact landed (a gateway retrying the request) is recognised by the
+    call's token in its snapshot summary, and its files are kept.
 
     Raises:
         CommitConflictError: if the commit still conflicts after ``max_attempts``.
     """
     name = ".".join(table.name())
     started = time.perf_counter()
+    token = uuid.uuid4().hex
     written: list[DataFile] = []  # by an earlier attempt, for this many rows
     written_rows = -1
+    tried = 0  # rows the last attempt committed, had it won
+
+    def outcome(snap: Snapshot | None, fresh: int, n: int) -> TableCommit:
+        return TableCommit(
+            name, snap.snapshot_id if snap else None, fresh, rows.num_rows - fresh, n, time.perf_counter() - started
+        )
 
     def attempt(n: int) -> TableCommit:
-        nonlocal written, written_rows
+        nonlocal written, written_rows, tried
         if n > 1:
             table.refresh()
+            if (ours := _snapshot_with_token(table, token)) is not None:  # it landed after all
+                return outcome(ours, tried, n)
         held_all = snapshot_offsets(table)
         held = held_all.get(group, {})
         fresh = drop_landed(rows, held, coords)
         landed = {tp: off for tp, off in next_offsets.items() if off > held.get(tp, -1)}
         summary = dict(properties)
         summary[OFFSETS_KEY] = encode_offsets(merge_offsets(held_all, group, landed))
-        if written and fresh.num_rows != written_rows:  # fewer rows left (held offsets only grow)
-            delete_data_files(table, written)
+        summary[COMMIT_TOKEN_KEY] = token
+        if written and fresh.num_rows != written_rows:  # another writer landed some of these rows
+            _discard(table, written)
             written, written_rows = [], -1
         if fresh.num_rows == 0 and not landed:
-            return TableCommit(name, None, 0, rows.num_rows, n, time.perf_counter() - started)
+            return outcome(None, 0, n)
         if stamp and fresh.num_rows and not written:
             field_ = fresh.schema.field(stamp)
             fresh = fresh.set_column(
                 fresh.schema.get_field_index(stamp), field_, pa.array([datetime.now(UTC)] * fresh.num_rows, field_.type)
             )
         files = written or write_partition_runs(table, fresh)
+        tried = fresh.num_rows
         if files is None:
             table.append(fresh, snapshot_properties=summary)
         else:
             written, written_rows = files, fresh.num_rows
             _append_files(table, files, summary)
-        snap = table.current_snapshot()
-        return TableCommit(
-            name,
-            snap.snapshot_id if snap else None,
-            fresh.num_rows,
-            rows.num_rows - fresh.num_rows,
-            n,
-            time.perf_counter() - started,
-        )
+        return outcome(table.current_snapshot(), fresh.num_rows, n)
 
     try:
         return retry_commit(name, attempt, max_attempts)
     except CommitConflictError:
-        delete_data_files(table, written)  # never committed: the caller retries the whole batch
+        table.refresh()
+        if _snapshot_with_token(table, token) is None:  # never committed: the caller retries the whole batch
+            _discard(table, written)
         raise
+
+
+def _snapshot_with_token(table: Table, token: str) -> Snapshot | None:
+    """The snapshot committed with ``token`` in its summary, if the table holds it."""
+    for snap in reversed(table.metadata.snapshots):
+        if snap.summary is not None and snap.summary[COMMIT_TOKEN_KEY] == token:
+            return snap
+    return None
+
+
+def _discard(table: Table, files: list[DataFile]) -> None:
+    """Delete files known not to be committed; a failure only leaves orphans (``delete_orphans`` finds them)."""
+    try:
+        delete_data_files(table, files)
+    except OSError as exc:
+        log.warning("discard_failed", extra={"table": ".".join(table.name()), "files": len(files), "error": str(exc)})
 
 
 def add_files_with_offsets(

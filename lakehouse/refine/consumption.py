@@ -213,8 +213,9 @@ def explode_consumption(
     first, last = dates
     if first is not None and first == last:
         with staged_copy(con, _ONE_DATE.format(explode=sql), target) as staged:
-            if not any(required_nulls(target, p) for p in staged[""]):
-                files = [publish_data_file(target, p, {"utc_settlement_date": first}) for p in staged[""]]
+            paths = [p for p in staged[""] if pq.read_metadata(p).num_rows]  # DuckDB writes a file for no rows too
+            if not any(required_nulls(target, p) for p in paths):
+                files = [publish_data_file(target, p, {"utc_settlement_date": first}) for p in paths]
                 return Refined(files, sum(f.record_count for f in files), rejects)
     with staged_copy(con, sql, target, "bucket") as staged:
         for bucket, paths in sorted(staged.items()):

@@ -191,26 +191,35 @@ def _one_days_if021(lake: LakehouseSettings) -> tuple[Table, pa.Table, date]:
     return ensure_table(catalog, lake, CONSUMPTION), if21.filter(pa.compute.equal(if21["settlement_date"], day)), day
 
 
-def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partitioned_pass(
-    lake: LakehouseSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    passes: list[str | None] = []
+@pytest.fixture()
+def passes(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """What each COPY of refine was partitioned by (None: one unpartitioned file)."""
+    seen: list[str | None] = []
     staged_copy = consumption.staged_copy
 
     def spy(con: Any, sql: str, t: Any, by: str | None = None) -> Any:
-        passes.append(by)
+        seen.append(by)
         return staged_copy(con, sql, t, by)
 
     monkeypatch.setattr(consumption, "staged_copy", spy)
-    table, if21, day = _one_days_if021(lake)
+    return seen
+
+
+def _explode(table: Table, events: pa.Table, dates: tuple[date, date]) -> consumption.Refined:
     con = connect()
     try:
-        con.register("batch", if21)
-        one = consumption.explode_consumption(con, "SELECT * FROM batch", (day, day), table)
-        # the same events, planned as if they spanned two dates: the partitioned pass
-        partitioned = consumption.explode_consumption(con, "SELECT * FROM batch", (day, day + timedelta(days=1)), table)
+        con.register("batch", events)
+        return consumption.explode_consumption(con, "SELECT * FROM batch", dates, table)
     finally:
         con.close()
+
+
+def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partitioned_pass(
+    lake: LakehouseSettings, passes: list[str | None]
+) -> None:
+    table, if21, day = _one_days_if021(lake)
+    one = _explode(table, if21, (day, day))
+    partitioned = _explode(table, if21, (day, day + timedelta(days=1)))  # as if spanning two dates
 
     def read(files: list[Any]) -> pa.Table:
         parts = []
@@ -227,21 +236,23 @@ def test_a_window_of_one_settlement_date_is_one_file_with_the_rows_of_the_partit
     assert one.rejects.num_rows == partitioned.rejects.num_rows == 0
 
 
-def test_a_one_date_window_with_a_refused_row_sets_it_aside(lake: LakehouseSettings) -> None:
+def test_a_one_date_window_with_a_refused_row_sets_it_aside(lake: LakehouseSettings, passes: list[str | None]) -> None:
     table, if21, day = _one_days_if021(lake)
+    clean = _explode(table, if21, (day, day)).rows
     values = if21["value"].to_pylist()
     values[0] = values[0].replace(
         b'"settlementPeriodEffectiveToDateTime":"', b'"settlementPeriodEffectiveToDateTime":"x', 1
     )
     assert values[0] != if21["value"][0].as_py()
     if21 = if21.set_column(if21.schema.get_field_index("value"), "value", pa.array(values, if21["value"].type))
-    con = connect()
-    try:
-        con.register("batch", if21)
-        refined = consumption.explode_consumption(con, "SELECT * FROM batch", (day, day), table)
-    finally:
-        con.close()
-    assert refined.rejects.num_rows == 1
+    refined = _explode(table, if21, (day, day))
+    assert passes == [None, None, "bucket"]  # clean: one file; with a refused row: set aside by the partitioned pass
     assert refined.rejects["reason"].to_pylist() == ["invalid_period_end"]
-    rows = sum(f.record_count for f in refined.files)
-    assert rows == refined.rows and rows > 0
+    assert sum(f.record_count for f in refined.files) == refined.rows == clean - 1
+
+
+def test_a_one_date_window_of_no_rows_writes_no_file(lake: LakehouseSettings, passes: list[str | None]) -> None:
+    table, if21, day = _one_days_if021(lake)
+    refined = _explode(table, if21.slice(0, 0), (day, day))  # e.g. every IF-021 of the window quarantined
+    assert passes == [None]
+    assert (refined.files, refined.rows, refined.rejects.num_rows) == ([], 0, 0)

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table
 
+from lakehouse import writer
 from lakehouse.catalog import open_catalog
 from lakehouse.offsets import committed_offsets
 from lakehouse.settings import LakehouseSettings
@@ -35,7 +40,7 @@ def _parquet_in_table(lake: LakehouseSettings) -> set[str]:
     return {Path(t.file.file_path).name for t in table.scan().plan_files()}
 
 
-def _stale_pair(lake: LakehouseSettings):  # type: ignore[no-untyped-def]
+def _stale_pair(lake: LakehouseSettings) -> tuple[Table, Table]:
     """The events table loaded twice: two writers that each think their metadata is current."""
     first = ensure_table(open_catalog(lake), lake, EVENTS)
     second = ensure_table(open_catalog(lake), lake, EVENTS)
@@ -67,3 +72,45 @@ def test_a_race_lost_to_a_writer_that_landed_the_same_rows_deletes_the_files(lak
     assert _parquet_on_disk(lake) == _parquet_in_table(lake)  # its files were deleted, not orphaned
     table = ensure_table(open_catalog(lake), lake, EVENTS)
     assert table.scan().to_arrow().num_rows == rows.num_rows
+
+
+def test_a_race_lost_to_a_writer_that_landed_some_of_the_rows_writes_the_rest_anew(lake: LakehouseSettings) -> None:
+    events = simulated_batches(1, 300)[0][0]
+    rows, offsets = _split_by_partition(events, 0)
+    cut = int(pc.min(rows["offset"]).as_py()) + rows.num_rows // 2
+    first_half = rows.filter(pc.less(rows["offset"], cut))
+    half_offsets = {tp: min(n, cut) for tp, n in offsets.items()}
+    winner, loser = _stale_pair(lake)
+    append_with_offsets(winner, first_half, GROUP, half_offsets, {}, max_attempts=5)
+    commit = append_with_offsets(loser, rows, GROUP, offsets, {}, max_attempts=5)
+    assert (commit.rows, commit.dropped, commit.attempts) == (
+        rows.num_rows - first_half.num_rows,
+        first_half.num_rows,
+        2,
+    )
+    assert _parquet_on_disk(lake) == _parquet_in_table(lake)  # the first attempt's files were deleted
+    landed = ensure_table(open_catalog(lake), lake, EVENTS).scan().to_arrow()
+    assert sorted(landed["offset"].to_pylist()) == sorted(rows["offset"].to_pylist())  # each row once
+
+
+def test_a_commit_reported_lost_that_landed_keeps_its_files(
+    lake: LakehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = simulated_batches(1, 300)[0][0]
+    rows, offsets = _split_by_partition(events, 0)
+    real = writer._append_files
+    calls = 0
+
+    def lands_then_reports_a_conflict(table: Table, files: list[DataFile], summary: dict[str, str]) -> None:
+        nonlocal calls
+        calls += 1
+        real(table, files, summary)
+        if calls == 1:  # as a gateway retrying the request would report it
+            raise CommitFailedException("409: the table changed")
+
+    monkeypatch.setattr(writer, "_append_files", lands_then_reports_a_conflict)
+    table = ensure_table(open_catalog(lake), lake, EVENTS)
+    commit = append_with_offsets(table, rows, GROUP, offsets, {}, max_attempts=5)
+    assert (commit.rows, commit.attempts, calls) == (rows.num_rows, 2, 1)
+    assert _parquet_in_table(lake) and _parquet_on_disk(lake) == _parquet_in_table(lake)  # nothing deleted
+    assert ensure_table(open_catalog(lake), lake, EVENTS).scan().to_arrow().num_rows == rows.num_rows
