@@ -104,11 +104,12 @@ def staged_copy(
 
 
 def required_nulls(table: Table, staged: Path) -> list[str]:
-    """The table's required top-level columns a staged file may hold nulls in (from its footer's statistics).
+    """The table's required top-level columns a staged file may hold nulls in (from its footer)."""
+    return _nulls_in_required(table, pq.read_metadata(staged))
 
-    A column chunk without a null count counts as holding nulls.
-    """
-    footer = pq.read_metadata(staged)
+
+def _nulls_in_required(table: Table, footer: pq.FileMetaData) -> list[str]:
+    """Required top-level columns of ``table`` whose chunks in ``footer`` count nulls (or do not say)."""
     required = {f.name for f in table.schema().fields if f.required}
     found: set[str] = set()
     for g in range(footer.num_row_groups):
@@ -157,8 +158,7 @@ def _data_file(table: Table, location: str) -> DataFile:
         stats_columns=compute_statistics_plan(schema, metadata.properties),
         parquet_column_mapping=parquet_path_to_id_mapping(schema),
     )
-    nulls = statistics.null_value_counts
-    if bad := [f.name for f in schema.fields if f.required and nulls.get(f.field_id, 0)]:
+    if bad := _nulls_in_required(table, footer):
         raise LakehouseError(f"{location}: nulls in required columns {bad}; not committed")
     return DataFile.from_args(
         content=DataFileContent.DATA,
