@@ -53,6 +53,34 @@ def _timestamps(ms: list[int]) -> pa.Array:
     return pc.multiply(pa.array(ms, pa.int64()), 1000).cast(pa.timestamp("us", tz="UTC"))
 
 
+_CHUNK = 1024  # values copied into Arrow at a time
+
+
+def _binary(values: list[bytes | None], arrow_type: pa.DataType) -> pa.Array:
+    """A binary array of exactly the values' size; empties ``values`` as it copies them.
+
+    The values are copied a chunk at a time into one buffer, and each chunk's Python bytes are
+    released once copied, so a batch's values are never in memory twice (with ``pa.array`` the
+    peak was 2.6x the values, 171 MB for 64 MB, measured: the largest allocation of a worker).
+    """
+    if not pa.types.is_large_binary(arrow_type) or any(v is None for v in values):
+        out = pa.array(values, arrow_type)
+        values.clear()
+        return out
+    ends = pc.cumulative_sum(pa.array(list(map(len, values)), pa.int64()))  # type: ignore[arg-type]
+    offsets = pa.concat_arrays([pa.array([0], pa.int64()), ends])
+    data = pa.allocate_buffer(offsets[-1].as_py())
+    view, pos = memoryview(data).cast("B"), 0
+    for lo in range(0, len(values), _CHUNK):
+        blob = b"".join(values[lo : lo + _CHUNK])  # type: ignore[arg-type]  # no None: checked above
+        view[pos : pos + len(blob)] = blob
+        pos += len(blob)
+        values[lo : lo + _CHUNK] = [None] * len(values[lo : lo + _CHUNK])
+    n = len(values)
+    values.clear()
+    return pa.Array.from_buffers(arrow_type, n, [None, offsets.buffers()[1], data])
+
+
 def _take(values: list[Any], idx: list[int]) -> list[Any]:
     return [values[i] for i in idx]
 
@@ -66,7 +94,6 @@ def _kafka_columns(polled: PolledRecords, idx: list[int], schema: pa.Schema) -> 
         "kafka_timestamp_type": pa.array(_take(polled.timestamp_types, idx), pa.int32()),
         "key": pa.array(_take(polled.keys, idx), schema.field("key").type),
         "headers": _headers_array(_take(polled.headers, idx), schema.field("headers").type),
-        "value": pa.array(_take(polled.values, idx), schema.field("value").type),
     }
 
 
@@ -95,7 +122,11 @@ def decode_batch(
     batch_id: str,
     landed_at: datetime,
 ) -> DecodedBatch:
-    """Validate every record and build the events and quarantine tables for one batch."""
+    """Validate every record and build the events and quarantine tables for one batch.
+
+    Consumes the batch's values: ``polled.values`` is empty afterwards (each value is released
+    once copied into Arrow, so the batch is not held twice).
+    """
     verdicts = judge(validator, polled.topics, polled.values)
     with gc_paused():
         return _split(polled, verdicts, worker_id, batch_id, landed_at)
@@ -121,12 +152,8 @@ def _split(
         key=lambda j: (polled.topics[good[j]], dates[j], polled.partitions[good[j]], polled.offsets[good[j]]),
     )
     good = [good[j] for j in order]
-    cols = _kafka_columns(polled, good, EVENTS_ARROW)
-    cols.update({k: pa.array(_take(v, order), EVENTS_ARROW.field(k).type) for k, v in env.items()})
-    cols.update(_landing(len(good), landed_at, worker_id, batch_id))
-    events = pa.Table.from_pydict(cols, schema=EVENTS_ARROW)
-
     qcols = _kafka_columns(polled, bad, QUARANTINE_ARROW)
+    qcols["value"] = pa.array(_take(polled.values, bad), QUARANTINE_ARROW.field("value").type)
     qcols["error_code"] = pa.array(verdicts.codes, pa.large_string())
     qcols["error_reason"] = pa.array(verdicts.reasons, pa.large_string())
     qcols["transaction_id"] = pa.array([_header(polled.headers[i], "transactionID") for i in bad], pa.large_string())
@@ -135,4 +162,12 @@ def _split(
     quarantine = pa.Table.from_pydict(qcols, schema=QUARANTINE_ARROW)
     if quarantine.num_rows > 1:
         quarantine = quarantine.sort_by([("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")])
+    cols = _kafka_columns(polled, good, EVENTS_ARROW)
+    values = _take(polled.values, good)
+    polled.values.clear()  # so each value has one reference left, released as it is copied
+    cols["value"] = _binary(values, EVENTS_ARROW.field("value").type)
+    cols.update({k: pa.array(_take(v, order), EVENTS_ARROW.field(k).type) for k, v in env.items()})
+    cols.update(_landing(len(good), landed_at, worker_id, batch_id))
+    events = pa.Table.from_pydict(cols, schema=EVENTS_ARROW)
+
     return DecodedBatch(events, quarantine, _next_offsets(polled))

@@ -282,7 +282,8 @@ class GroupConsumer:
         on_revoked: Callable[[list[TP]], None],
         client_id: str,
         session_timeout_ms: int = 10_000,
-        max_fetch_bytes: int = 64 * 1024 * 1024,
+        max_fetch_bytes: int = 8 * 1024 * 1024,
+        max_partition_fetch_bytes: int = 2 * 1024 * 1024,
     ) -> None:
         from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
@@ -314,7 +315,9 @@ class GroupConsumer:
                 session_timeout_ms=session_timeout_ms,
                 heartbeat_interval_ms=max(500, session_timeout_ms // 4),
                 max_poll_interval_ms=600_000,
-                max_partition_fetch_bytes=16 * 1024 * 1024,
+                # small fetches: kafka-python holds a response twice while it parses it (measured: 2 x 31 MB
+                # at 64 MiB); a larger record still comes whole (the broker sends the first batch anyway)
+                max_partition_fetch_bytes=max_partition_fetch_bytes,
                 fetch_max_bytes=max_fetch_bytes,
                 reconnect_backoff_max_ms=5000,
             )

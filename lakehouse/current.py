@@ -17,7 +17,6 @@ import pyarrow as pa
 from pyiceberg.expressions import And, EqualTo
 from pyiceberg.table import Table
 
-from lakehouse.duck import memory_connection
 from lakehouse.query import typed_filters
 from lakehouse.read import partition_values, plan_files, scan_files
 
@@ -35,6 +34,8 @@ LATEST_SQL = f"SELECT * FROM rows_in {NEWEST_ONLY} ORDER BY mpan, measurement_qu
 
 def latest_versions(rows: pa.Table) -> pa.Table:
     """The newest version of each (mpan, measurement_quantity, period_end_utc) in ``rows``."""
+    from lakehouse.duck import memory_connection  # DuckDB (~30 MB): not in every process that imports this
+
     if rows.num_rows == 0:
         return rows
     con = memory_connection()

@@ -329,6 +329,9 @@ def table_properties(settings: LakehouseSettings) -> dict[str, str]:
         "write.target-file-size-bytes": str(settings.target_file_mb * 1024 * 1024 * 4),
         "write.parquet.compression-codec": "zstd",
         "write.parquet.row-group-limit": "50000",
+        # rows Arrow's Parquet writer takes at a time (pyiceberg's default, 20000, put a whole batch of
+        # ~6.5 KB values in one page and one dictionary attempt: ~3x the batch in memory, measured)
+        "write.parquet.page-row-limit": "128",
     }
 
 
@@ -347,7 +350,24 @@ def ensure_table(catalog: Catalog, settings: LakehouseSettings, name: str) -> Ta
     except NoSuchTableError:
         table = _create(catalog, settings, name, ident)
     migrate(table, name)
+    _add_missing_properties(table, settings, ident)
     return table
+
+
+def _add_missing_properties(table: Table, settings: LakehouseSettings, ident: str) -> None:
+    """Give a table created by an older version the write properties added since (never overwriting one)."""
+    from lakehouse.retry import retry_commit
+
+    def attempt(n: int) -> None:
+        if n > 1:
+            table.refresh()
+        have = table.metadata.properties
+        missing = {k: v for k, v in table_properties(settings).items() if k != "format-version" and k not in have}
+        if missing:
+            with table.transaction() as tx:
+                tx.set_properties(missing)
+
+    retry_commit(ident, attempt, max_attempts=10)
 
 
 def _create(catalog: Catalog, settings: LakehouseSettings, name: str, ident: str) -> Table:

@@ -23,7 +23,6 @@ from mhhs import scheduler as scheduler_cli
 from mhhs.devbroker import LocalBrokerLocator, broker_app, ensure_broker
 from mhhs.logs import configure_logging
 from quality import cli as quality_cli
-from quality.completeness import certify
 from quality.settings import QualitySettings
 
 app = typer.Typer(
@@ -102,6 +101,8 @@ def demo(
     store = Store(LakehouseSettings())
     quality = QualitySettings()
     quality_cli.run_quality(store, quality)
+    from quality.completeness import certify  # DuckDB: only the demo and `quality` need it
+
     certificates = certify(store, quality)
     complete = sum(c.complete for c in certificates)
     err.print(f"completeness: {complete} of {len(certificates)} topic x date certificates complete")

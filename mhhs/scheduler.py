@@ -15,11 +15,9 @@ from deliveries.scheduler import Job, Lease, run_forever, run_jobs_once
 from deliveries.settings import DeliveriesSettings
 from lakehouse.catalog import open_catalog
 from lakehouse.maintenance import compact_table, expire_table
-from lakehouse.refine import refine_consumption, refine_registration
 from lakehouse.settings import LakehouseSettings
 from lakehouse.store import Store
 from lakehouse.tables import CONSUMPTION, EVENTS, TABLES
-from quality.runner import QualityRunner
 from quality.settings import QualitySettings
 
 out = Console()
@@ -36,12 +34,16 @@ def standard_jobs(
         return f"{len(made)} deliveries made"
 
     def refine() -> str:
+        from lakehouse.refine import refine_consumption, refine_registration  # DuckDB: only if refining
+
         catalog = open_catalog(lake)
         consumption = refine_consumption(catalog, lake)
         registration = refine_registration(catalog, lake)
         return f"+{consumption.rows} consumption rows, {registration.mpans_recomputed} MPANs recomputed"
 
     def quality() -> str:
+        from quality.runner import QualityRunner  # Great Expectations (~170 MB): not in every `mhhs` process
+
         run = QualityRunner(Store(lake), QualitySettings()).run(since_last=True)
         return f"{len(run.validated)} dates validated, {len(run.skipped)} unchanged"
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from pyiceberg.types import StringType
 
+from lakehouse.catalog import open_catalog
 from lakehouse.migrations import Migration, MigrationError, migrate, schema_version
-from lakehouse.tables import EVENTS
+from lakehouse.settings import LakehouseSettings
+from lakehouse.tables import EVENTS, TABLES, ensure_table, identifier, table_properties
 from lakehouse.writer import LandingWriter
 
 
@@ -33,3 +35,22 @@ def test_a_destructive_migration_is_refused_and_changes_nothing(landed: LandingW
     table.refresh()
     assert "gsp_group" in table.schema().column_names
     assert schema_version(table) == 0
+
+
+def test_an_older_table_gains_the_write_properties_added_since_and_keeps_its_own(lake: LakehouseSettings) -> None:
+    catalog = open_catalog(lake)
+    ident = identifier(lake, EVENTS)
+    old = {k: v for k, v in table_properties(lake).items() if k != "write.parquet.page-row-limit"}
+    old["write.parquet.row-group-limit"] = "7"  # an operator's own choice
+    d = TABLES[EVENTS]
+    catalog.create_namespace_if_not_exists(lake.namespace)
+    catalog.create_table(ident, schema=d.schema, partition_spec=d.partition_spec, properties=old)
+    table = ensure_table(catalog, lake, EVENTS)
+    assert table.metadata.properties["write.parquet.page-row-limit"] == "128"
+    assert table.metadata.properties["write.parquet.row-group-limit"] == "7"
+    reloaded = open_catalog(lake).load_table(ident)  # committed, not just in memory
+    assert reloaded.metadata.properties["write.parquet.page-row-limit"] == "128"
+    snapshots = len(reloaded.metadata.snapshots)
+    ensure_table(catalog, lake, EVENTS)  # nothing missing: no further commit
+    assert len(open_catalog(lake).load_table(ident).metadata.metadata_log) == len(reloaded.metadata.metadata_log)
+    assert len(reloaded.metadata.snapshots) == snapshots

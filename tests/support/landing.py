@@ -42,22 +42,28 @@ def decoded_batches(
         chunk = records[b * per_batch : (b + 1) * per_batch]
         if not chunk:
             break
-        polled = PolledRecords.empty()
-        for rec in chunk:
-            part = int.from_bytes((rec.key or b"0")[-1:], "big") % 2
-            off = next_offset.get((rec.topic, part), 0)
-            next_offset[(rec.topic, part)] = off + 1
-            polled.topics.append(rec.topic)
-            polled.partitions.append(part)
-            polled.offsets.append(off)
-            polled.timestamps_ms.append(1_774_656_000_000 + off)
-            polled.timestamp_types.append(0)
-            polled.keys.append(rec.key)
-            polled.values.append(rec.value)
-            polled.headers.append(list(rec.headers))
+        polled = polled_records(chunk, next_offset)
         d = decode_batch(polled, validator, "w", f"b{b}", datetime.now(UTC))
         out.append((d.events, d.quarantine, d.next_offsets))
     return out
+
+
+def polled_records(records: list[SimRecord], next_offset: dict[tuple[str, int], int]) -> PolledRecords:
+    """``records`` as one poll would return them, offsets assigned per (topic, key-derived partition)."""
+    polled = PolledRecords.empty()
+    for rec in records:
+        part = int.from_bytes((rec.key or b"0")[-1:], "big") % 2
+        off = next_offset.get((rec.topic, part), 0)
+        next_offset[(rec.topic, part)] = off + 1
+        polled.topics.append(rec.topic)
+        polled.partitions.append(part)
+        polled.offsets.append(off)
+        polled.timestamps_ms.append(1_774_656_000_000 + off)
+        polled.timestamp_types.append(0)
+        polled.keys.append(rec.key)
+        polled.values.append(rec.value)
+        polled.headers.append(list(rec.headers))
+    return polled
 
 
 def land(settings: LakehouseSettings, batches: int, per_batch: int) -> LandingWriter:
