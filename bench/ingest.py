@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import broker, percentile, write_results
 from contract.topics import load_topic_catalogue
 from ingest.kafka_client import TopicPlan, ensure_topics, publish
+from ingest.settings import IngestSettings
 from ingest.topics import create_topics
 from market.simulation import Simulation, SimulationParams
 
@@ -58,7 +59,8 @@ def produce(bootstrap: str, api: tuple[int, ...], topic: str, n: int) -> tuple[i
 def baseline(bootstrap: str, api: tuple[int, ...], topics: list[str], n: int) -> float:
     """Seconds for a plain consumer to read and JSON-decode all n messages.
 
-    Fair to the worker: one group member subscribed to the same topics (every catalogue topic).
+    Fair to the worker: one group member subscribed to the same topics (every catalogue topic),
+    fetching as much at a time.
     """
     from kafka import KafkaConsumer
 
@@ -69,8 +71,8 @@ def baseline(bootstrap: str, api: tuple[int, ...], topics: list[str], n: int) ->
         group_id=f"base-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=IngestSettings().partition_fetch_max_bytes,  # as the worker fetches
+        fetch_max_bytes=IngestSettings().fetch_max_bytes,
     )
     seen = 0
     start = None

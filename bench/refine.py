@@ -4,7 +4,7 @@ Usage: python bench/refine.py [--rows 5000000] [--runs 3]
 Lands about rows / 48 IF-021 messages (a simulated day's documents, repeated at new offsets) in the
 events table through the real writer, then, alternating, `--runs` times each:
 - baseline: DuckDB (connected, its avro and iceberg extensions loaded: ~0.2 s, which refine also
-  pays) reading the same events snapshot (`iceberg_scan`), `from_json` with the IF-021 structure
+  pays, once a run) reading the same events snapshot (`iceberg_scan`), `from_json` with the IF-021 structure
   declared + `unnest` of the periods, written to Parquet (`COPY ... TO`);
 - refine: `rebuild_consumption` (read, parse, type, local dates and periods, flags and rejects,
   Iceberg commits with the watermark), the whole table from the events table.
@@ -75,7 +75,7 @@ def baseline(warehouse: Path, out: Path) -> tuple[float, int]:
 
     settings = LakehouseSettings(warehouse=str(warehouse))
     events = ensure_table(open_catalog(settings), settings, EVENTS)
-    started = time.perf_counter()  # from a DuckDB with the iceberg extension loaded, as refine starts each window
+    started = time.perf_counter()  # from a DuckDB with the iceberg extension loaded, as refine starts its run
     con = connect()
     con.execute(
         f"""

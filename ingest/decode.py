@@ -75,7 +75,7 @@ def _binary(values: list[bytes | None], arrow_type: pa.DataType) -> pa.Array:
         blob = b"".join(values[lo : lo + _CHUNK])  # type: ignore[arg-type]  # no None: checked above
         view[pos : pos + len(blob)] = blob
         pos += len(blob)
-        values[lo : lo + _CHUNK] = [None] * len(values[lo : lo + _CHUNK])
+        values[lo : lo + _CHUNK] = [None] * min(_CHUNK, len(values) - lo)
     n = len(values)
     values.clear()
     return pa.Array.from_buffers(arrow_type, n, [None, offsets.buffers()[1], data])

@@ -316,7 +316,8 @@ class GroupConsumer:
                 heartbeat_interval_ms=max(500, session_timeout_ms // 4),
                 max_poll_interval_ms=600_000,
                 # small fetches: kafka-python holds a response twice while it parses it (measured: 2 x 31 MB
-                # at 64 MiB); a larger record still comes whole (the broker sends the first batch anyway)
+                # at 64 MiB); a larger record still comes whole (fetch v3+: the broker sends the first
+                # batch of a response whatever its size, and kafka-python rotates the partitions)
                 max_partition_fetch_bytes=max_partition_fetch_bytes,
                 fetch_max_bytes=max_fetch_bytes,
                 reconnect_backoff_max_ms=5000,

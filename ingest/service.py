@@ -102,6 +102,8 @@ class IngestWorker:
             on_revoked=self._on_revoked,
             client_id=self.worker_id,
             session_timeout_ms=ingest.session_timeout_ms,
+            max_fetch_bytes=ingest.fetch_max_bytes,
+            max_partition_fetch_bytes=ingest.partition_fetch_max_bytes,
         )
 
     # -- rebalance callbacks ---------------------------------------------------------------
@@ -201,8 +203,8 @@ class IngestWorker:
         batch_id = uuid.uuid4().hex
         decoded = decode_batch(batch, self._validator, self.worker_id, batch_id, datetime.now(UTC))
         records = len(batch)
-        del batch  # the values are in Arrow now: free the Python copies before the commit
-        release_memory()  # and hand their pages back, so the commit's Parquet buffers do not add to them
+        del batch  # decoding let go of the values; the rest of the batch goes too
+        release_memory()  # and their pages go back, so the commit's Parquet buffers do not add to them
         props = {
             "mhhs.batch-id": batch_id,
             "mhhs.worker-id": self.worker_id,

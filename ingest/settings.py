@@ -25,6 +25,10 @@ class IngestSettings(BaseSettings):
     batch_max_records: int = Field(default=50_000, gt=0)
     batch_max_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="bounds memory per batch")
     batch_max_seconds: float = Field(default=10.0, gt=0)
+    fetch_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="bytes one fetch asks the broker for")
+    partition_fetch_max_bytes: int = Field(
+        default=2 * 1024 * 1024, gt=0, description="of those, per partition (a larger record still comes whole)"
+    )
     commit_max_attempts: int = Field(default=50, gt=0, description="Iceberg commit retries on conflict")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 disables")
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")

@@ -34,10 +34,10 @@ LATEST_SQL = f"SELECT * FROM rows_in {NEWEST_ONLY} ORDER BY mpan, measurement_qu
 
 def latest_versions(rows: pa.Table) -> pa.Table:
     """The newest version of each (mpan, measurement_quantity, period_end_utc) in ``rows``."""
-    from lakehouse.duck import memory_connection  # DuckDB (~30 MB): not in every process that imports this
-
     if rows.num_rows == 0:
         return rows
+    from lakehouse.duck import memory_connection  # DuckDB (~30 MB): not in every process that imports this
+
     con = memory_connection()
     con.register("rows_in", rows)
     return con.execute(LATEST_SQL).to_arrow_table().cast(rows.schema)

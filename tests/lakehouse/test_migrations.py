@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from pyiceberg.types import StringType
 
+from lakehouse import tables as tables_module
 from lakehouse.catalog import open_catalog
 from lakehouse.migrations import Migration, MigrationError, migrate, schema_version
 from lakehouse.settings import LakehouseSettings
-from lakehouse.tables import EVENTS, TABLES, ensure_table, identifier, table_properties
+from lakehouse.tables import CONSUMPTION, EVENTS, TABLES, ensure_table, identifier, table_properties
 from lakehouse.writer import LandingWriter
 
 
@@ -40,7 +41,7 @@ def test_a_destructive_migration_is_refused_and_changes_nothing(landed: LandingW
 def test_an_older_table_gains_the_write_properties_added_since_and_keeps_its_own(lake: LakehouseSettings) -> None:
     catalog = open_catalog(lake)
     ident = identifier(lake, EVENTS)
-    old = {k: v for k, v in table_properties(lake).items() if k != "write.parquet.page-row-limit"}
+    old = {k: v for k, v in table_properties(lake, EVENTS).items() if k != "write.parquet.page-row-limit"}
     old["write.parquet.row-group-limit"] = "7"  # an operator's own choice
     d = TABLES[EVENTS]
     catalog.create_namespace_if_not_exists(lake.namespace)
@@ -50,7 +51,21 @@ def test_an_older_table_gains_the_write_properties_added_since_and_keeps_its_own
     assert table.metadata.properties["write.parquet.row-group-limit"] == "7"
     reloaded = open_catalog(lake).load_table(ident)  # committed, not just in memory
     assert reloaded.metadata.properties["write.parquet.page-row-limit"] == "128"
-    snapshots = len(reloaded.metadata.snapshots)
     ensure_table(catalog, lake, EVENTS)  # nothing missing: no further commit
     assert len(open_catalog(lake).load_table(ident).metadata.metadata_log) == len(reloaded.metadata.metadata_log)
-    assert len(reloaded.metadata.snapshots) == snapshots
+    narrow = ensure_table(catalog, lake, CONSUMPTION)  # small rows: Iceberg's page default, not 128 rows
+    assert "write.parquet.page-row-limit" not in narrow.metadata.properties
+
+
+def test_a_table_whose_properties_cannot_be_added_still_opens(lake: LakehouseSettings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ensure_table(open_catalog(lake), lake, EVENTS)
+    catalog = open_catalog(lake)
+    table = catalog.load_table(identifier(lake, EVENTS))
+
+    def refuse(*_: object, **__: object) -> None:
+        raise PermissionError("read-only credentials")
+
+    monkeypatch.setattr(type(table), "transaction", refuse)
+    monkeypatch.setitem(tables_module.__dict__, "table_properties", lambda s, n=None: {"mhhs.new-property": "1"})
+    opened = ensure_table(catalog, lake, EVENTS)  # logged, not raised
+    assert "mhhs.new-property" not in opened.metadata.properties
