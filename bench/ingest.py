@@ -64,6 +64,7 @@ def baseline(bootstrap: str, api: tuple[int, ...], topics: list[str], n: int) ->
     """
     from kafka import KafkaConsumer
 
+    worker = IngestSettings()
     consumer = KafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -71,8 +72,8 @@ def baseline(bootstrap: str, api: tuple[int, ...], topics: list[str], n: int) ->
         group_id=f"base-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        max_partition_fetch_bytes=IngestSettings().partition_fetch_max_bytes,  # as the worker fetches
-        fetch_max_bytes=IngestSettings().fetch_max_bytes,
+        max_partition_fetch_bytes=worker.partition_fetch_max_bytes,  # as the worker fetches
+        fetch_max_bytes=worker.fetch_max_bytes,
     )
     seen = 0
     start = None

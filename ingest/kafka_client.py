@@ -281,9 +281,9 @@ class GroupConsumer:
         on_assigned: Callable[[list[TP]], Mapping[TP, int]],
         on_revoked: Callable[[list[TP]], None],
         client_id: str,
+        max_fetch_bytes: int,
+        max_partition_fetch_bytes: int,
         session_timeout_ms: int = 10_000,
-        max_fetch_bytes: int = 8 * 1024 * 1024,
-        max_partition_fetch_bytes: int = 2 * 1024 * 1024,
     ) -> None:
         from kafka.consumer.subscription_state import ConsumerRebalanceListener
 

@@ -1,12 +1,15 @@
-"""Additive, versioned schema migrations: each table records the last one applied in a property.
+"""Bringing a table created by an older version up to date: schema migrations, then new properties.
 
-A migration may only add optional fields (checked: every existing field keeps its ID, name and
-type), so every snapshot written before it stays readable after it.
+Schema migrations are additive and versioned: each table records the last one applied in a
+property. A migration may only add optional fields (checked: every existing field keeps its ID,
+name and type), so every snapshot written before it stays readable after it. Table properties the
+product added since a table was created are added to it, never overwriting one it has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pyiceberg.table import Table
@@ -14,6 +17,8 @@ from pyiceberg.table.update.schema import UpdateSchema
 from pyiceberg.types import StringType
 
 from lakehouse.errors import LakehouseError
+
+log = logging.getLogger(__name__)
 
 VERSION_PROPERTY = "mhhs.schema-version"
 
@@ -81,3 +86,26 @@ def migrate(table: Table, name: str, migrations: Sequence[Migration] = MIGRATION
         table.refresh()
         applied.append(m.version)
     return applied
+
+
+def add_missing_properties(table: Table, wanted: Mapping[str, str], ident: str) -> None:
+    """Give ``table`` the properties of ``wanted`` it lacks (never overwriting one it has).
+
+    Best effort: a reader without write access, or a race lost ten times, leaves the table as it is
+    (logged), and the next writer to open it tries again.
+    """
+    from lakehouse.retry import retry_commit
+
+    def attempt(n: int) -> None:
+        if n > 1:
+            table.refresh()
+        have = table.metadata.properties
+        missing = {k: v for k, v in wanted.items() if k != "format-version" and k not in have}
+        if missing:
+            with table.transaction() as tx:
+                tx.set_properties(missing)
+
+    try:
+        retry_commit(ident, attempt, max_attempts=10)
+    except Exception as exc:  # never fails the read or write that opened the table
+        log.warning("table_properties_not_added", extra={"table": ident, "error": f"{type(exc).__name__}: {exc}"})

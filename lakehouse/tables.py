@@ -6,7 +6,6 @@ additive migrations in ``lakehouse.migrations``; field IDs here never change.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -33,8 +32,6 @@ from pyiceberg.types import (
 )
 
 from lakehouse.settings import LakehouseSettings
-
-log = logging.getLogger(__name__)
 
 EVENTS = "events"
 QUARANTINE = "quarantine"
@@ -350,7 +347,7 @@ def identifier(settings: LakehouseSettings, name: str) -> str:
 
 def ensure_table(catalog: Catalog, settings: LakehouseSettings, name: str) -> Table:
     """Load the table ``name``, creating it (idempotently) on first use, with migrations applied."""
-    from lakehouse.migrations import migrate
+    from lakehouse.migrations import add_missing_properties, migrate
 
     ident = identifier(settings, name)
     try:
@@ -358,32 +355,8 @@ def ensure_table(catalog: Catalog, settings: LakehouseSettings, name: str) -> Ta
     except NoSuchTableError:
         table = _create(catalog, settings, name, ident)
     migrate(table, name)
-    _add_missing_properties(table, settings, name, ident)
+    add_missing_properties(table, table_properties(settings, name), ident)
     return table
-
-
-def _add_missing_properties(table: Table, settings: LakehouseSettings, name: str, ident: str) -> None:
-    """Give a table created by an older version the write properties added since (never overwriting one).
-
-    Best effort: a reader without write access, or a race lost ten times, leaves the table as it is
-    (logged), and the next writer to open it tries again.
-    """
-    from lakehouse.retry import retry_commit
-
-    def attempt(n: int) -> None:
-        if n > 1:
-            table.refresh()
-        have = table.metadata.properties
-        wanted = table_properties(settings, name).items()
-        missing = {k: v for k, v in wanted if k != "format-version" and k not in have}
-        if missing:
-            with table.transaction() as tx:
-                tx.set_properties(missing)
-
-    try:
-        retry_commit(ident, attempt, max_attempts=10)
-    except Exception as exc:  # never fails the read or write that opened the table
-        log.warning("table_properties_not_added", extra={"table": ident, "error": f"{type(exc).__name__}: {exc}"})
 
 
 def _create(catalog: Catalog, settings: LakehouseSettings, name: str, ident: str) -> Table:

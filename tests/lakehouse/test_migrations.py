@@ -66,6 +66,6 @@ def test_a_table_whose_properties_cannot_be_added_still_opens(lake: LakehouseSet
         raise PermissionError("read-only credentials")
 
     monkeypatch.setattr(type(table), "transaction", refuse)
-    monkeypatch.setitem(tables_module.__dict__, "table_properties", lambda s, n=None: {"mhhs.new-property": "1"})
+    monkeypatch.setattr(tables_module, "table_properties", lambda s, n=None: {"mhhs.new-property": "1"})
     opened = ensure_table(catalog, lake, EVENTS)  # logged, not raised
     assert "mhhs.new-property" not in opened.metadata.properties
