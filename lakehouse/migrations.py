@@ -38,15 +38,20 @@ def _consumption_evidence(update: UpdateSchema) -> None:
     update.add_column("refine_flag", StringType(), doc="excess_precision or out_of_range")
 
 
-# The product's migrations, oldest first. ``lakehouse.tables`` declares every table at its latest
-# schema (a new table starts at the latest version); these bring older tables up to it.
 def _registration_dip_ids(update: UpdateSchema) -> None:
     update.add_column("participant_dip_id", StringType(), doc="the DIP ID of that MPID in that role")
 
 
+def _checksum_algorithm(update: UpdateSchema) -> None:
+    update.add_column("checksum_algorithm", StringType(), doc="sha256 or blake3 (null: sha256)")
+
+
+# The product's migrations, oldest first. ``lakehouse.tables`` declares every table at its latest
+# schema (a new table starts at the latest version); these bring older tables up to it.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("consumption", 1, "keep the value as sent when the decimal cannot hold it", _consumption_evidence),
     Migration("registration", 1, "the participant's DIP ID (rule 7 compares it)", _registration_dip_ids),
+    Migration("access_log", 1, "which hash the checksum is (blake3 for the binary extracts)", _checksum_algorithm),
 )
 
 

@@ -36,7 +36,9 @@ def stream_extract(
 ) -> StreamingResponse:
     """Stream an extract in ``fmt`` (Parquet footer / Arrow trailer / NDJSON end line), audited."""
     snap, batches, schema = extract
-    record = AccessRecord(principal, endpoint, filters, snapshot_id=snap)
+    # the NDJSON end line states the body's sha256; the binary formats' checksum is for the log only
+    algorithm = "sha256" if fmt == "ndjson" else "blake3"
+    record = AccessRecord(principal, endpoint, filters, snapshot_id=snap, checksum_algorithm=algorithm)
 
     def counted() -> Iterator[pa.RecordBatch]:
         for b in batches:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import blake3
 import orjson
 import pyarrow as pa
 
@@ -17,6 +18,12 @@ from lakehouse.store import Store
 from lakehouse.tables import ACCESS_LOG, TABLES
 
 log = logging.getLogger(__name__)
+
+CHECKSUMS: dict[str, Any] = {"sha256": hashlib.sha256, "blake3": blake3.blake3}
+"""The hashes an access's checksum may be. sha256 where the response itself states one (the NDJSON
+end line, a delivery's manifest), so the log and what the recipient holds agree; blake3 for the
+binary extracts, where sha256 of the body was 40% of the server's work (blake3: ~4 GB/s here,
+sha256: 1.7 GB/s)."""
 
 
 @dataclass
@@ -30,8 +37,12 @@ class AccessRecord:
     snapshot_id: int | None = None
     rows: int = 0
     nbytes: int = 0
-    digest: Any = field(default_factory=hashlib.sha256)
+    checksum_algorithm: str = "sha256"
     outcome: str = "ok"
+    digest: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.digest = CHECKSUMS[self.checksum_algorithm]()
 
 
 class AuditLog:
@@ -56,6 +67,7 @@ class AuditLog:
                 "bytes": pa.array([record.nbytes], pa.int64()),
                 "checksum": pa.array([record.digest.hexdigest()], pa.large_string()),
                 "outcome": pa.array([record.outcome], pa.large_string()),
+                "checksum_algorithm": pa.array([record.checksum_algorithm], pa.large_string()),
             },
             schema=TABLES[ACCESS_LOG].arrow_schema,
         )

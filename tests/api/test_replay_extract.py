@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
+import blake3
 import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -199,6 +201,23 @@ def test_every_access_is_audited(client: TestClient, api_settings: ApiSettings) 
     assert any(r["endpoint"].startswith("/v1/replays/") for r in log)
     forbidden = client.get("/v1/audit", headers=bearer(api_settings, "ANLY", "analyst", ["audit"]))
     assert forbidden.status_code == 403
+
+
+def test_the_access_log_checksum_is_of_the_bytes_sent_and_names_its_hash(
+    client: TestClient, api_settings: ApiSettings
+) -> None:
+    headers = bearer(api_settings, "LSSC", "LSS")
+    bodies = {
+        fmt: client.get("/v1/events", params={"interface": "IF-047", "format": fmt}, headers=headers).content
+        for fmt in ("arrow", "ndjson")
+    }
+    log = client.get("/v1/audit", headers=bearer(api_settings, "AUDT", "auditor", ["audit"])).json()
+    rows = {r["checksum_algorithm"]: r for r in log if r["subject"] == "LSSC"}
+    assert set(rows) == {"blake3", "sha256"}
+    assert rows["blake3"]["checksum"] == blake3.blake3(bodies["arrow"]).hexdigest()  # the binary formats: BLAKE3
+    lines, end = bodies["ndjson"].rsplit(b"\n", 2)[0] + b"\n", orjson.loads(bodies["ndjson"].splitlines()[-1])
+    assert rows["sha256"]["checksum"] == end["sha256"] == hashlib.sha256(lines).hexdigest()  # as the end line says
+    assert rows["blake3"]["bytes"] == len(bodies["arrow"])
 
 
 def test_discovery_endpoints(client: TestClient, api_settings: ApiSettings) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from pyiceberg.schema import Schema
 from pyiceberg.types import StringType
 
 from lakehouse import tables as tables_module
 from lakehouse.catalog import open_catalog
 from lakehouse.migrations import Migration, MigrationError, migrate, schema_version
 from lakehouse.settings import LakehouseSettings
-from lakehouse.tables import CONSUMPTION, EVENTS, TABLES, ensure_table, identifier, table_properties
+from lakehouse.tables import ACCESS_LOG, CONSUMPTION, EVENTS, TABLES, ensure_table, identifier, table_properties
 from lakehouse.writer import LandingWriter
 
 
@@ -69,3 +70,16 @@ def test_a_table_whose_properties_cannot_be_added_still_opens(lake: LakehouseSet
     monkeypatch.setattr(tables_module, "table_properties", lambda s, n=None: {"mhhs.new-property": "1"})
     opened = ensure_table(catalog, lake, EVENTS)  # logged, not raised
     assert "mhhs.new-property" not in opened.metadata.properties
+
+
+def test_an_access_log_made_before_checksum_algorithm_gains_the_column(lake: LakehouseSettings) -> None:
+    catalog = open_catalog(lake)
+    d = TABLES[ACCESS_LOG]
+    old = Schema(*(f for f in d.schema.fields if f.name != "checksum_algorithm"))
+    catalog.create_namespace_if_not_exists(lake.namespace)
+    catalog.create_table(identifier(lake, ACCESS_LOG), schema=old, partition_spec=d.partition_spec)
+    table = ensure_table(catalog, lake, ACCESS_LOG)
+    assert "checksum_algorithm" in table.schema().column_names
+    assert schema_version(table) == 1
+    field_id = d.schema.find_field("checksum_algorithm").field_id
+    assert table.schema().find_field("checksum_algorithm").field_id == field_id  # as a new table declares it
