@@ -53,15 +53,14 @@ def _timestamps(ms: list[int]) -> pa.Array:
     return pc.multiply(pa.array(ms, pa.int64()), 1000).cast(pa.timestamp("us", tz="UTC"))
 
 
-_CHUNK = 1024  # values copied into Arrow at a time
-
-
 def _binary(values: list[bytes | None], arrow_type: pa.DataType) -> pa.Array:
     """A binary array of exactly the values' size; empties ``values`` as it copies them.
 
-    The values are copied a chunk at a time into one buffer, and each chunk's Python bytes are
-    released once copied, so a batch's values are never in memory twice (with ``pa.array`` the
-    peak was 2.6x the values, 171 MB for 64 MB, measured: the largest allocation of a worker).
+    Each value is copied once, straight into one buffer, and its Python bytes released as soon as
+    it is copied, so a batch's values are never in memory twice (with ``pa.array`` the peak was
+    2.6x the values, 171 MB for 64 MB, measured: the largest allocation of a worker). Joining
+    chunks of 1,024 values first (until 2026-12) copied every byte twice and mapped a fresh ~7 MB
+    block per chunk: 2.4 vs 1.3 us a 6.6 KB value, measured.
     """
     if not pa.types.is_large_binary(arrow_type) or any(v is None for v in values):
         out = pa.array(values, arrow_type)
@@ -71,11 +70,11 @@ def _binary(values: list[bytes | None], arrow_type: pa.DataType) -> pa.Array:
     offsets = pa.concat_arrays([pa.array([0], pa.int64()), ends])
     data = pa.allocate_buffer(offsets[-1].as_py())
     view, pos = memoryview(data).cast("B"), 0
-    for lo in range(0, len(values), _CHUNK):
-        blob = b"".join(values[lo : lo + _CHUNK])  # type: ignore[arg-type]  # no None: checked above
-        view[pos : pos + len(blob)] = blob
-        pos += len(blob)
-        values[lo : lo + _CHUNK] = [None] * min(_CHUNK, len(values) - lo)
+    for i, value in enumerate(values):
+        end = pos + len(value)  # type: ignore[arg-type]  # no None: checked above
+        view[pos:end] = value  # type: ignore[assignment]
+        pos = end
+        values[i] = None
     n = len(values)
     values.clear()
     return pa.Array.from_buffers(arrow_type, n, [None, offsets.buffers()[1], data])
