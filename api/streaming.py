@@ -13,8 +13,10 @@ from api.services.audit import AccessRecord, AuditLog
 
 
 def ndjson_end(record: AccessRecord, **extra: object) -> bytes:
-    """The NDJSON end line: snapshot, rows and the sha256 of every line before it, plus ``extra``."""
-    doc = {"type": "end", "snapshot_id": record.snapshot_id, "rows": record.rows, "sha256": record.digest.hexdigest()}
+    """The NDJSON end line: snapshot, rows and the checksum of every line before it (``"sha256"``: NDJSON
+    bodies are hashed with sha256, ``checksum_for``), plus ``extra``."""
+    doc: dict[str, object] = {"type": "end", "snapshot_id": record.snapshot_id, "rows": record.rows}
+    doc[record.checksum_algorithm] = record.digest.hexdigest()
     return orjson.dumps({**doc, **extra}) + b"\n"
 
 

@@ -157,7 +157,7 @@ ACCESS_LOG_SCHEMA = Schema(
     NestedField(8, "snapshot_id", LongType(), required=False),
     NestedField(9, "rows", LongType(), required=True),
     NestedField(10, "bytes", LongType(), required=True),
-    NestedField(11, "checksum", StringType(), required=False, doc="hex digest of the bytes sent"),
+    NestedField(11, "checksum", StringType(), required=False, doc="hex digest of the body sent"),
     NestedField(12, "outcome", StringType(), required=True, doc="ok, or the problem code"),
     NestedField(13, "checksum_algorithm", StringType(), required=False, doc="sha256 or blake3 (null: sha256)"),
 )

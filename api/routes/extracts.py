@@ -14,7 +14,7 @@ from access.principal import Principal
 from api.deps import ExtractPrincipal, FiltersDep, ServicesDep
 from api.errors import ApiError, problem_responses
 from api.services import Services
-from api.services.audit import AccessRecord
+from api.services.audit import AccessRecord, checksum_for
 from api.services.extracts import Extract
 from api.streaming import audited_stream, ndjson_end
 from lakehouse.current import Versions
@@ -36,9 +36,7 @@ def stream_extract(
 ) -> StreamingResponse:
     """Stream an extract in ``fmt`` (Parquet footer / Arrow trailer / NDJSON end line), audited."""
     snap, batches, schema = extract
-    # the NDJSON end line states the body's sha256; the binary formats' checksum is for the log only
-    algorithm = "sha256" if fmt == "ndjson" else "blake3"
-    record = AccessRecord(principal, endpoint, filters, snapshot_id=snap, checksum_algorithm=algorithm)
+    record = AccessRecord(principal, endpoint, filters, snapshot_id=snap, checksum_algorithm=checksum_for(fmt))
 
     def counted() -> Iterator[pa.RecordBatch]:
         for b in batches:

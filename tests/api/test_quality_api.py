@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pyarrow as pa
@@ -67,4 +68,6 @@ def test_the_data_docs_are_for_operators_and_audited(client: TestClient, api_set
     )
     assert missing.status_code == 404
     log = client.get("/v1/audit", headers=bearer(api_settings, "AUDT", "auditor", ["audit"])).json()
-    assert any(r["endpoint"] == "/v1/quality/docs" for r in log)
+    page = [r for r in log if r["endpoint"] == "/v1/quality/docs" and r["subject"] == "AUDT"]
+    assert page and page[0]["checksum"] == hashlib.sha256(ok.content).hexdigest()  # of the page sent
+    assert page[0]["bytes"] == len(ok.content)
