@@ -35,6 +35,7 @@ from lakehouse.offsets import (
 )
 from lakehouse.retry import retry_commit
 from lakehouse.settings import LakehouseSettings
+from lakehouse.transaction import CommitTransaction
 
 log = logging.getLogger(__name__)
 COMMIT_TOKEN_KEY = "mhhs.commit-token"
@@ -82,7 +83,7 @@ def drop_landed(rows: pa.Table, held: Mapping[TP, int], coords: tuple[str, str, 
 
 def _append_files(table: Table, files: list[DataFile], summary: dict[str, str]) -> None:
     """One append snapshot of data files already written, with ``summary`` (as ``table.append`` commits)."""
-    with table.transaction() as tx, tx._append_snapshot_producer(summary) as append:
+    with CommitTransaction(table) as tx, tx._append_snapshot_producer(summary) as append:
         for f in files:
             append.append_data_file(f)
 
