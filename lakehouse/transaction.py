@@ -20,7 +20,9 @@ class CommitTransaction(Transaction):
 
     Both are replaced, never changed in place (a refresh gives the table new metadata; an update
     makes a new tuple of updates), so the cache is keyed by their identity. What pyiceberg reads
-    from the result is read only, as when it got a fresh copy on every read.
+    from the result is read only, as when it got a fresh copy on every read. Both facts are
+    pyiceberg 0.12's internals (reviewed on its append and commit-retry paths; pyproject pins
+    <0.13): check them again before moving to a newer pyiceberg.
     """
 
     def __init__(self, table: Table, autocommit: bool = False) -> None:
