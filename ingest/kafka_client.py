@@ -313,7 +313,9 @@ class GroupConsumer:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 session_timeout_ms=session_timeout_ms,
-                heartbeat_interval_ms=max(500, session_timeout_ms // 4),
+                # a rebalance (a member joining or leaving) is noticed by the next heartbeat: at 1 s, a
+                # second `--processes` member got its partitions 1.5-1.7 s after the first, 2.6-2.8 s at 2.5 s
+                heartbeat_interval_ms=max(500, session_timeout_ms // 10),
                 max_poll_interval_ms=600_000,
                 # small fetches: kafka-python holds a response twice while it parses it (measured: 2 x 31 MB
                 # at 64 MiB); a larger record still comes whole (fetch v3+: the broker sends the first
