@@ -175,6 +175,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="also run `mhhs ingest --processes N` (goal 1.5x)")
     parser.add_argument("--runs", type=int, default=3, help="alternating rounds of each path; medians are reported")
     args = parser.parse_args()
+    for name in ("messages", "processes", "runs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         bootstrap, settings = broker(root / "kafka")
