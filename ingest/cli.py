@@ -148,10 +148,7 @@ def run_members(settings: IngestSettings, bootstrap: str, until_idle: float | No
     members = []
     for i in range(processes):
         port = settings.metrics_port + i if settings.metrics_port else 0
-        helper = settings.uses_judging_helper(processes)
-        member = settings.model_copy(
-            update={"worker_id": f"{base}-{i}", "metrics_port": port, "judge_in_helper": helper}
-        )
+        member = settings.model_copy(update={"worker_id": f"{base}-{i}", "metrics_port": port})
         proc = context.Process(target=_member, args=(member, bootstrap, until_idle), name=f"ingest-{i}")
         proc.start()
         members.append(proc)

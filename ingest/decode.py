@@ -114,28 +114,6 @@ def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Judged:
-    """A batch's verdicts in landing order: the accepted records' indices sorted by (topic, settlement
-    date, partition, offset) with their envelope columns in that order, and the rejected with code and
-    reason. Plain lists and Arrow arrays, so it crosses a process boundary cheaply (``ingest.offload``)."""
-
-    good: list[int]
-    envelope: dict[str, pa.Array]
-    bad: list[int]
-    codes: list[str]
-    reasons: list[str]
-
-
-def arrange(verdicts: Verdicts, topics: list[str], partitions: list[int], offsets: list[int]) -> Judged:
-    """Put the accepted in (topic, settlement date, partition, offset) order, so each partition of the
-    table is one run of rows (written as zero-copy slices); sorted as indices, so no column is copied twice."""
-    good, dates = verdicts.accepted, verdicts.envelope["settlement_date"]
-    order = sorted(range(len(good)), key=lambda j: (topics[good[j]], dates[j], partitions[good[j]], offsets[good[j]]))
-    envelope = {k: pa.array(_take(v, order), EVENTS_ARROW.field(k).type) for k, v in verdicts.envelope.items()}
-    return Judged([good[j] for j in order], envelope, verdicts.rejected, verdicts.codes, verdicts.reasons)
-
-
 def decode_batch(
     polled: PolledRecords,
     validator: RecordValidator,
@@ -143,26 +121,14 @@ def decode_batch(
     batch_id: str,
     landed_at: datetime,
 ) -> DecodedBatch:
-    """Validate every record and build the events and quarantine tables for one batch, in this process.
+    """Validate every record and build the events and quarantine tables for one batch.
 
     Consumes the batch's values: ``polled.values`` is empty afterwards (each value is released
     once copied into Arrow, so the batch is not held twice).
     """
     verdicts = judge(validator, polled.topics, polled.values)
     with gc_paused():
-        judged = arrange(verdicts, polled.topics, polled.partitions, polled.offsets)
-        bad_values = pa.array(_take(polled.values, judged.bad), QUARANTINE_ARROW.field("value").type)
-        good_values = _take(polled.values, judged.good)
-        polled.values.clear()  # so each value has one reference left, released as it is copied
-        return build(
-            polled,
-            judged,
-            _binary(good_values, EVENTS_ARROW.field("value").type),
-            bad_values,
-            worker_id,
-            batch_id,
-            landed_at,
-        )
+        return _split(polled, verdicts, worker_id, batch_id, landed_at)
 
 
 def _next_offsets(polled: PolledRecords) -> dict[tuple[str, int], int]:
@@ -173,22 +139,22 @@ def _next_offsets(polled: PolledRecords) -> dict[tuple[str, int], int]:
     return out
 
 
-def build(
-    polled: PolledRecords,
-    judged: Judged,
-    good_values: pa.Array,
-    bad_values: pa.Array,
-    worker_id: str,
-    batch_id: str,
-    landed_at: datetime,
+def _split(
+    polled: PolledRecords, verdicts: Verdicts, worker_id: str, batch_id: str, landed_at: datetime
 ) -> DecodedBatch:
-    """The events and quarantine tables of a judged batch, given its accepted values (in landing order)
-    and its rejected values (in record order) as Arrow arrays. ``polled.values`` is not read."""
-    good, bad = judged.good, judged.bad
+    good, bad, env = verdicts.accepted, verdicts.rejected, verdicts.envelope
+    # in (topic, settlement date, partition, offset) order, so each partition of the table is one
+    # run of rows (written as zero-copy slices); sorted as indices, so no column is copied twice
+    dates = env["settlement_date"]
+    order = sorted(
+        range(len(good)),
+        key=lambda j: (polled.topics[good[j]], dates[j], polled.partitions[good[j]], polled.offsets[good[j]]),
+    )
+    good = [good[j] for j in order]
     qcols = _kafka_columns(polled, bad, QUARANTINE_ARROW)
-    qcols["value"] = bad_values
-    qcols["error_code"] = pa.array(judged.codes, pa.large_string())
-    qcols["error_reason"] = pa.array(judged.reasons, pa.large_string())
+    qcols["value"] = pa.array(_take(polled.values, bad), QUARANTINE_ARROW.field("value").type)
+    qcols["error_code"] = pa.array(verdicts.codes, pa.large_string())
+    qcols["error_reason"] = pa.array(verdicts.reasons, pa.large_string())
     qcols["transaction_id"] = pa.array([_header(polled.headers[i], "transactionID") for i in bad], pa.large_string())
     qcols["interface_id"] = pa.array([_header(polled.headers[i], "interfaceID") for i in bad], pa.large_string())
     qcols.update(_landing(len(bad), landed_at, worker_id, batch_id))
@@ -196,8 +162,11 @@ def build(
     if quarantine.num_rows > 1:
         quarantine = quarantine.sort_by([("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")])
     cols = _kafka_columns(polled, good, EVENTS_ARROW)
-    cols["value"] = good_values
-    cols.update(judged.envelope)
+    values = _take(polled.values, good)
+    polled.values.clear()  # so each value has one reference left, released as it is copied
+    cols["value"] = _binary(values, EVENTS_ARROW.field("value").type)
+    cols.update({k: pa.array(_take(v, order), EVENTS_ARROW.field(k).type) for k, v in env.items()})
     cols.update(_landing(len(good), landed_at, worker_id, batch_id))
     events = pa.Table.from_pydict(cols, schema=EVENTS_ARROW)
+
     return DecodedBatch(events, quarantine, _next_offsets(polled))

@@ -22,10 +22,9 @@ import pyarrow as pa
 import structlog
 
 from contract.topics import load_topic_catalogue
-from ingest.decode import DecodedBatch, build, decode_batch
+from ingest.decode import decode_batch
 from ingest.kafka_client import TP, GroupConsumer, PolledRecords
 from ingest.metrics import IngestMetrics
-from ingest.offload import JudgingHelper, Pending
 from ingest.settings import IngestSettings
 from ingest.validate import RecordValidator
 from lakehouse.errors import LakehouseError
@@ -86,10 +85,6 @@ class IngestWorker:
         self.stats = RunStats()
         self._writer = LandingWriter(lake)
         self._validator = RecordValidator(ingest.max_message_bytes)
-        self._helper: JudgingHelper | None = None
-        if ingest.uses_judging_helper():
-            self._helper = JudgingHelper(self._validator, ingest.max_message_bytes, ingest.segment_bytes())
-        self._pending: Pending | None = None  # a batch the helper is judging
         self._buffer = PolledRecords.empty()
         self._batch_started: float | None = None
         self._stop = False
@@ -142,23 +137,18 @@ class IngestWorker:
                 now = time.monotonic()
                 if got:
                     last_record = now
-                if self._pending is not None and self._helper is not None and self._helper.ready():
-                    self._settle()
                 if self._batch_due(now):
-                    self._hand_off()
+                    self.flush()
                 if on_tick is not None:
                     on_tick(self.stats)
                 # idle time counts from the last record, or from joining the group
                 quiet_since = max(last_record, self._assigned_at or now)
-                idle = not len(self._buffer) and self._pending is None
-                if until_idle is not None and now - quiet_since >= until_idle and idle:
+                if until_idle is not None and now - quiet_since >= until_idle and not len(self._buffer):
                     log.info("idle_exit", worker=self.worker_id, idle_seconds=until_idle)
                     break
             self.flush()
         finally:
             self._consumer.close()
-            if self._helper is not None:
-                self._helper.close()
         return self.stats
 
     def _poll_budget(self) -> int:
@@ -205,49 +195,16 @@ class IngestWorker:
             or (self._batch_started is not None and now - self._batch_started >= s.batch_max_seconds)
         )
 
-    def _take_buffer(self) -> PolledRecords:
-        batch, self._buffer, self._batch_started = self._buffer, PolledRecords.empty(), None
-        return batch
-
-    def _hand_off(self) -> None:
-        """A due batch: to the helper, then commit the one it judged before (waiting for it if need be);
-        with no helper, or a batch too large for its segment, judged and committed here."""
-        batch = self._take_buffer()
-        if self._helper is not None and self._helper.fits(batch):
-            handed = self._helper.submit(batch)
-            self._settle()
-            self._pending = handed
-            return
-        self._settle()
-        self._decode_and_commit(batch)
-
-    def _settle(self, in_rebalance: bool = False) -> None:
-        """Commit the batch the helper is judging, once judged."""
-        if self._pending is None or self._helper is None:
-            return
-        pending, self._pending = self._pending, None
-        judged, good, bad = self._helper.collect(pending)
-        batch_id = uuid.uuid4().hex
-        decoded = build(pending.polled, judged, good, bad, self.worker_id, batch_id, datetime.now(UTC))
-        del good, bad, judged
-        self._commit(decoded, len(pending.polled), batch_id, in_rebalance)
-
     def flush(self, in_rebalance: bool = False) -> None:
-        """Commit everything in hand to Iceberg, then its offsets to Kafka: the batch the helper is
-        judging, then the batch being gathered. Retries until they land."""
-        self._settle(in_rebalance)
-        if len(self._buffer):
-            self._decode_and_commit(self._take_buffer(), in_rebalance)
-
-    def _decode_and_commit(self, batch: PolledRecords, in_rebalance: bool = False) -> None:
+        """Commit the batch in hand to Iceberg, then its offsets to Kafka. Retries until it lands."""
+        if not len(self._buffer):
+            return
+        batch, self._buffer, self._batch_started = self._buffer, PolledRecords.empty(), None
         batch_id = uuid.uuid4().hex
         decoded = decode_batch(batch, self._validator, self.worker_id, batch_id, datetime.now(UTC))
         records = len(batch)
         del batch  # decoding let go of the values; the rest of the batch goes too
-        self._commit(decoded, records, batch_id, in_rebalance)
-
-    def _commit(self, decoded: DecodedBatch, records: int, batch_id: str, in_rebalance: bool) -> None:
-        release_memory()  # the batch's Python values are gone; their pages go back before the commit's
+        release_memory()  # and their pages go back, so the commit's Parquet buffers do not add to them
         props = {
             "mhhs.batch-id": batch_id,
             "mhhs.worker-id": self.worker_id,

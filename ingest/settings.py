@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,25 +32,9 @@ class IngestSettings(BaseSettings):
     commit_max_attempts: int = Field(default=50, gt=0, description="Iceberg commit retries on conflict")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 disables")
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")
-    judge_in_helper: bool | None = Field(
-        default=None,
-        description="validate each batch in a helper process while the worker polls and commits "
-        "(uses a second core); unset: on when the machine has two cores per worker",
-    )
     broker_wait_seconds: float = Field(
         default=300.0, ge=0, description="at start, how long to wait for an unreachable broker before giving up"
     )
-
-    def uses_judging_helper(self, members: int = 1) -> bool:
-        """``judge_in_helper`` as set, else whether the machine has two cores for each of ``members`` workers."""
-        if self.judge_in_helper is not None:
-            return self.judge_in_helper
-        return len(os.sched_getaffinity(0)) >= 2 * members
-
-    def segment_bytes(self) -> int:
-        """Each of the two shared-memory segments a judging helper is handed batches in: a full batch,
-        with the per-record columns and room for one poll's overshoot of ``batch_max_bytes``."""
-        return self.batch_max_bytes + 22 * self.batch_max_records + self.fetch_max_bytes + 4096
 
     def api_version_tuple(self) -> tuple[int, ...]:
         """The API version as kafka-python wants it, e.g. ``(4, 0)``."""
