@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import orjson
@@ -101,7 +101,9 @@ def _children(ps: psutil.Process) -> list[psutil.Process]:
 
 def run_ingest(
     bootstrap: str, topic_env: dict[str, str], warehouse: Path, log: Path, processes: int = 1
-) -> tuple[float, float, float, list[float]]:
+) -> tuple[float, float, float, list[float], float]:
+    """Busy seconds (first assignment to last commit), peak RSS MB (largest process, all), commit
+    seconds, and how long after the first member the last one got its first partitions."""
     env = dict(os.environ)
     env.update(topic_env)
     env.update(
@@ -135,6 +137,7 @@ def run_ingest(
         proc.wait()
     total = time.perf_counter() - started
     commits, first, last = [], None, None
+    assigned: dict[str, str] = {}  # each member's first assignment
     for line in log.read_bytes().splitlines():
         try:
             ev = orjson.loads(line)
@@ -143,17 +146,19 @@ def run_ingest(
         if not isinstance(ev, dict):
             print("ingest printed:", line[:200].decode(errors="replace"), file=sys.stderr)
             continue
-        if ev.get("event") == "partitions_assigned" and first is None:
-            first = ev["timestamp"]
+        if ev.get("event") == "partitions_assigned":
+            first = first or ev["timestamp"]
+            assigned.setdefault(ev.get("worker", ""), ev["timestamp"])
         if ev.get("event") == "batch_committed":
             commits.append(float(ev["commit_seconds"]))
             last = ev["timestamp"]
-    from datetime import datetime
 
     busy = total
     if first and last:
         busy = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
-    return busy, peak / 2**20, peak_tree / 2**20, commits
+    starts = sorted(datetime.fromisoformat(t) for t in assigned.values())
+    spread = (starts[-1] - starts[0]).total_seconds() if starts else 0.0
+    return busy, peak / 2**20, peak_tree / 2**20, commits, spread
 
 
 def files_per_partition(warehouse: Path) -> tuple[int, int]:
@@ -191,8 +196,8 @@ def main() -> None:
         # the paths alternate, each round from the start of the same topics (a fresh group and
         # warehouse each time), so a noisy minute on this shared machine falls on one round
         bases: list[float] = []
-        ingests: list[tuple[float, float, float, list[float]]] = []
-        scaleds: list[tuple[float, float, float, list[float]]] = []
+        ingests: list[tuple[float, float, float, list[float], float]] = []
+        scaleds: list[tuple[float, float, float, list[float], float]] = []
         for r in range(args.runs):
             bases.append(baseline(bootstrap, api, list(load_topic_catalogue().names), n))
             ingests.append(run_ingest(bootstrap, {}, root / f"warehouse-{r}", root / f"ingest-{r}.log"))
@@ -244,6 +249,7 @@ def main() -> None:
             "all_processes_peak_rss_mb": round(scaled[2]),
             "speedup_vs_one_process": round(ingest_s / scaled[0], 3),
             "paired_speedups": [round(i[0] / x[0], 3) for i, x in zip(ingests, scaleds, strict=True)],
+            "last_member_assigned_after_first_s": [round(x[4], 2) for x in scaleds],
             "goal_speedup": 1.5,
         }
     rows: list[tuple[str, ...]] = [

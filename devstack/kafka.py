@@ -58,6 +58,9 @@ class LocalBrokerConfig:
     cache_dir: Path = DEFAULT_CACHE
     heap: str = "1g"
     max_message_bytes: int = 8 * 1024 * 1024
+    # how long a new group's coordinator waits for more members before its first assignment: 0 here,
+    # so tests' groups start at once; Kafka's own default (a production cluster's) is 3000
+    initial_rebalance_delay_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +137,7 @@ def read_local_broker(config: LocalBrokerConfig) -> LocalBroker | None:
     return LocalBroker(info["bootstrap"], int(info["pid"]), data_dir, data_dir / "broker.log")
 
 
-def _properties(data_dir: Path, port: int, controller_port: int, max_message_bytes: int) -> str:
+def _properties(data_dir: Path, port: int, controller_port: int, config: LocalBrokerConfig) -> str:
     return "\n".join(
         [
             "process.roles=broker,controller",
@@ -153,9 +156,9 @@ def _properties(data_dir: Path, port: int, controller_port: int, max_message_byt
             "transaction.state.log.min.isr=1",
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            f"message.max.bytes={max_message_bytes}",
-            f"replica.fetch.max.bytes={max_message_bytes}",
+            f"group.initial.rebalance.delay.ms={config.initial_rebalance_delay_ms}",
+            f"message.max.bytes={config.max_message_bytes}",
+            f"replica.fetch.max.bytes={config.max_message_bytes}",
             "auto.create.topics.enable=false",
             "log.retention.hours=-1",
             "",
@@ -227,7 +230,7 @@ def start_local_broker(config: LocalBrokerConfig, timeout_s: float = 90.0) -> Lo
         raise LocalBrokerError(f"port {port} on 127.0.0.1 is taken; set MHHS_KAFKA_PORT")
 
     props = data_dir / "server.properties"
-    props.write_text(_properties(data_dir, port, controller_port, config.max_message_bytes), encoding="utf-8")
+    props.write_text(_properties(data_dir, port, controller_port, config), encoding="utf-8")
     log4j = data_dir / "log4j2.properties"
     log4j.write_text(_LOG4J2, encoding="utf-8")
     log_file = data_dir / "broker.log"

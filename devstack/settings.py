@@ -25,6 +25,13 @@ class DevstackSettings(BaseSettings):
         default=1_048_576, gt=0, description="ingest's record limit; the broker accepts 4x this (at least 8 MiB)"
     )
 
+    kafka_initial_rebalance_delay_ms: int = Field(
+        default=0,
+        ge=0,
+        description="group.initial.rebalance.delay.ms of the local broker: 0 starts a new group at once "
+        "(tests); Kafka's default, 3000, lets members that start together join one generation",
+    )
+
     def broker(self) -> LocalBrokerConfig:
         """The local broker these settings describe."""
         return LocalBrokerConfig(
@@ -34,4 +41,5 @@ class DevstackSettings(BaseSettings):
             cache_dir=self.kafka_cache_dir,
             heap=self.kafka_heap,
             max_message_bytes=max(4 * self.max_message_bytes, 8 * 1024 * 1024),
+            initial_rebalance_delay_ms=self.kafka_initial_rebalance_delay_ms,
         )
