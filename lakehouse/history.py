@@ -104,11 +104,7 @@ def resolve_snapshot(
             raise SnapshotNotFoundError(name, f"tag {tag}")
         return ref.snapshot_id
     if as_of is not None:
-        at_ms = int(as_of.timestamp() * 1000)
-        candidates = [s for s in table.metadata.snapshots if s.timestamp_ms <= at_ms]
-        if not candidates:
-            raise SnapshotNotFoundError(name, f"as of {as_of.isoformat()}")
-        return max(candidates, key=lambda s: (s.timestamp_ms, s.sequence_number or 0)).snapshot_id
+        return _last_committed_at(table, as_of)
     current = table.current_snapshot()
     return current.snapshot_id if current else None
 
@@ -130,11 +126,36 @@ def create_tag(table: Table, name: str, snapshot_id: int | None = None) -> int:
     return target
 
 
+def _last_committed_at(table: Table, as_of: datetime) -> int:
+    """The last snapshot committed at or before ``as_of``, when the retained history proves it is.
+
+    Expiry removes snapshots but a retained one keeps its parent's ID, so the newest retained
+    snapshot at or before ``as_of`` is the answer only if it is the current one or a retained
+    snapshot names it as parent. Otherwise the snapshots after it were expired (it survived as a
+    tag, say) and one of them may be the real answer: refused, rather than an older state returned.
+    """
+    name = ".".join(table.name())
+    at_ms = int(as_of.timestamp() * 1000)
+    snapshots = table.metadata.snapshots
+    candidates = [s for s in snapshots if s.timestamp_ms <= at_ms]
+    if not candidates:
+        raise SnapshotNotFoundError(name, f"as of {as_of.isoformat()}")
+    best = max(candidates, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
+    current = table.current_snapshot()
+    if current is not None and current.snapshot_id == best.snapshot_id:
+        return best.snapshot_id
+    if any(s.parent_snapshot_id == best.snapshot_id for s in snapshots):
+        return best.snapshot_id
+    raise SnapshotNotFoundError(
+        name, f"as of {as_of.isoformat()} (the snapshots after {best.snapshot_id} have been expired)"
+    )
+
+
 def read_as_known_at(table: Table, at: datetime, columns: tuple[str, ...] | None = None) -> tuple[pa.Table, str]:
     """The rows as the store knew them at ``at``, and how that was decided.
 
-    Uses the last snapshot committed at or before ``at`` when it is still retained
-    (``"snapshot:<id>"``); after retention has expired it, the rows of the current snapshot
+    Uses the last snapshot committed at or before ``at`` when the retained history shows which it
+    is (``"snapshot:<id>"``); after retention has expired it, the rows of the current snapshot
     landed at or before ``at`` (``"landed_at"``) — equivalent for the append-only landed tables,
     whose rows are never changed, only compacted.
 
@@ -143,14 +164,11 @@ def read_as_known_at(table: Table, at: datetime, columns: tuple[str, ...] | None
     """
     selected = tuple(columns) if columns else ("*",)
     try:
-        snap = resolve_snapshot(table, as_of=at)
+        snap = _last_committed_at(table, at)
     except SnapshotNotFoundError:
         snap = None
-    earliest = min((s.timestamp_ms for s in table.metadata.snapshots), default=None)
-    if snap is not None and earliest is not None and table.metadata.snapshot_by_id(snap) is not None:
-        retained_since = datetime.fromtimestamp(earliest / 1000, UTC)
-        if retained_since <= at:
-            return table.scan(snapshot_id=snap, selected_fields=selected).to_arrow(), f"snapshot:{snap}"
+    if snap is not None:
+        return table.scan(snapshot_id=snap, selected_fields=selected).to_arrow(), f"snapshot:{snap}"
     if "landed_at" not in table.schema().column_names:
         raise SnapshotNotFoundError(".".join(table.name()), f"as known at {at.isoformat()} (no landed_at column)")
     rows = table.scan(row_filter=LessThanOrEqual(term="landed_at", value=at.isoformat())).to_arrow()  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""'As known at T' survives snapshot expiry; Polars reads the same rows."""
+"""'As known at T' survives snapshot expiry, and never answers with an older state; Polars reads the same rows."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import warnings
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 
 from lakehouse import frames
-from lakehouse.history import list_snapshots, read_as_known_at
+from lakehouse.errors import SnapshotNotFoundError
+from lakehouse.history import create_tag, list_snapshots, read_as_known_at, resolve_snapshot
 from lakehouse.maintenance import expire_table
 from lakehouse.settings import LakehouseSettings
 from lakehouse.writer import LandingWriter
@@ -49,3 +51,30 @@ def test_polars_lazyframe_reads_the_same_rows(lake: LakehouseSettings) -> None:
         first = list_snapshots(writer.events)[0].snapshot_id
         at_first = frames.scan(lake, "events", snapshot_id=first).select(pl.len()).collect().item()
     assert 0 < at_first < counted["len"].sum()
+
+
+def test_a_time_whose_snapshots_were_expired_is_not_answered_with_an_older_tagged_one(lake: LakehouseSettings) -> None:
+    # the first snapshot survives expiry as a tag (as a delivery's start does); the ones after it do not
+    writer = LandingWriter(lake)
+    batches = simulated_batches(6, 150)
+    writer.commit(*batches[0][:2], GROUP, batches[0][2], {}, max_attempts=5)
+    create_tag(writer.events, "settlement-run-0", writer.events.current_snapshot().snapshot_id)  # type: ignore[union-attr]
+    for events, quarantine, offsets in batches[1:3]:
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    time.sleep(0.05)
+    then = datetime.now(UTC)
+    time.sleep(0.05)
+    for events, quarantine, offsets in batches[3:]:
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    before, _ = read_as_known_at(writer.events, then, ("topic", "partition", "offset"))
+    tagged = resolve_snapshot(writer.events, tag="settlement-run-0")
+    expire_table(writer.events, lake, orphan_min_age=timedelta(0))  # keeps the newest 3 and the tag
+    kept = list_snapshots(writer.events)
+    assert tagged in {s.snapshot_id for s in kept} and len(kept) == 4
+    with pytest.raises(SnapshotNotFoundError, match="have been expired"):
+        resolve_snapshot(writer.events, as_of=then)  # was: the tagged first snapshot, two batches short
+    after, how = read_as_known_at(writer.events, then, ("topic", "partition", "offset"))
+    assert how == "landed_at" and after.num_rows == before.num_rows
+    newest = kept[-1]
+    assert resolve_snapshot(writer.events, as_of=newest.committed_at + timedelta(days=1)) == newest.snapshot_id
+    assert resolve_snapshot(writer.events, as_of=kept[-2].committed_at) == kept[-2].snapshot_id  # its child is kept
