@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,7 @@ from api.services.cursor import CursorSigner
 from api.services.errors import InvalidRequestError, NotFoundError
 from contract.quarantine import ERROR_CODES
 from contract.topics import TopicCatalogue, load_topic_catalogue
+from lakehouse.errors import SnapshotNotFoundError
 from lakehouse.query import EventQuery
 from lakehouse.store import Store
 from lakehouse.tables import EVENTS, QUARANTINE
@@ -33,6 +35,8 @@ REPLAY_COLUMNS = (
     "interface_id",
     "transaction_id",
 )
+
+log = logging.getLogger(__name__)
 
 
 QUARANTINE_COLUMNS = (
@@ -149,8 +153,8 @@ class ReplayService:
             state = self._cursors.verify(cursor)
             if state.get("topic") != topic or state.get("sub") != principal.subject:
                 raise InvalidRequestError("the cursor belongs to another replay", "invalid_cursor")
-            snapshot_id = int(state["snap"]) if state.get("snap") is not None else None
-            qsnap = int(state["qsnap"]) if state.get("qsnap") is not None else None
+            snapshot_id = self._retained(EVENTS, int(state["snap"]) if state.get("snap") is not None else None)
+            qsnap = self._retained(QUARANTINE, int(state["qsnap"]) if state.get("qsnap") is not None else None)
             positions = {int(k): int(v) for k, v in state["pos"].items()}
             ends = {int(k): int(v) for k, v in (state.get("end") or {}).items()}
             include_quarantined = bool(state.get("q", True))
@@ -230,6 +234,24 @@ class ReplayService:
             not_retained=not_retained,
             quarantine_snapshot_id=qsnap,
         )
+
+    def _retained(self, name: str, snapshot_id: int | None) -> int | None:
+        """A cursor's snapshot while retention keeps it, else the table's current one.
+
+        A replay outlives its first snapshot: the events and quarantine tables only gain rows
+        (compaction rewrites files, not rows), so a later snapshot holds every row of the pinned one
+        at the same offsets, and the replay goes on from the cursor's positions to where the store
+        now stands. Left pinned to an expired snapshot, a page found nothing held and ended the
+        replay early, telling the consumer to resume live from where it stood.
+        """
+        if snapshot_id is None:
+            return None
+        try:
+            return self._store.resolve(name, snapshot_id=snapshot_id)
+        except SnapshotNotFoundError:
+            current = self._store.resolve(name)
+            log.info("replay_repinned", extra={"table": name, "expired_snapshot": snapshot_id, "snapshot": current})
+            return current
 
     def _offsets_for_time(
         self, topic: str, snapshot_id: int | None, qsnap: int | None, at: datetime, partitions: int

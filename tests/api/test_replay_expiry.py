@@ -1,0 +1,83 @@
+"""A paged replay outlives the snapshot it started from (expired by retention mid-replay)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from api.settings import ApiSettings
+from lakehouse.history import list_snapshots
+from lakehouse.maintenance import expire_table
+from lakehouse.offsets import committed_offsets
+from lakehouse.read import read_table
+from lakehouse.settings import LakehouseSettings
+from lakehouse.tables import EVENTS
+from lakehouse.writer import LandingWriter
+from market.messages import SimRecord
+from market.simulation import Simulation, SimulationParams
+from tests.support.claims import bearer
+from tests.support.landing import GROUP, decoded_batches
+
+TOPIC = "mhhs.consumption.if-021"
+NUMBERING: dict[tuple[str, int], int] = {}  # Kafka offsets carried on from one landing to the next
+
+
+def _records() -> list[SimRecord]:
+    sim = Simulation(SimulationParams(mpans=80, days=2, start=date(2026, 3, 28), seed=3, malformed_rate=0.01))
+    return list(sim.records())
+
+
+def _land(lake: LakehouseSettings, records: list[SimRecord]) -> None:
+    writer = LandingWriter(lake)
+    for events, quarantine, offsets in decoded_batches(records, 3, 300, NUMBERING):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+
+
+@pytest.fixture(scope="module")
+def api_lake(api_root) -> LakehouseSettings:  # type: ignore[no-untyped-def]
+    """Three batches landed; retention keeps only the newest snapshot once expired."""
+    lake = LakehouseSettings(warehouse=str(api_root / "warehouse"), keep_last_snapshots=1, snapshot_retention_hours=0)
+    _land(lake, _records()[:900])
+    return lake
+
+
+def test_a_replay_whose_snapshot_was_expired_goes_on_from_the_current_one(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
+) -> None:
+    headers = bearer(api_settings, "MDSV", "MDS")
+    resp = client.get(f"/v1/replays/{TOPIC}", params={"limit": 5}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+    seen = [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
+    first_snapshot, cursor = docs[-1]["snapshot_id"], docs[-1]["next_cursor"]
+    assert cursor
+    # meanwhile more lands and retention expires the snapshot the cursor was pinned to
+    _land(api_lake, _records()[900:])
+    writer = LandingWriter(api_lake)
+    expire_table(writer.events, api_lake, orphan_min_age=timedelta(days=1))
+    assert first_snapshot not in {s.snapshot_id for s in list_snapshots(writer.events)}
+    snapshots = set()
+    while cursor:
+        resp = client.get(f"/v1/replays/{TOPIC}", params={"cursor": cursor}, headers=headers)
+        assert resp.status_code == 200, resp.text
+        docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+        seen += [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
+        snapshots.add(docs[-1]["snapshot_id"])
+        cursor = docs[-1]["next_cursor"]
+    assert snapshots == {writer.events.current_snapshot().snapshot_id}  # type: ignore[union-attr]
+    table = read_table(api_lake, EVENTS, ["topic", "partition", "offset"])
+    expected = sorted(
+        (p, o)
+        for t, p, o in zip(
+            table["topic"].to_pylist(), table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True
+        )
+        if t == TOPIC
+    )
+    assert seen == expected  # everything once, in order: what landed later too
+    # and it ends where the store now stands
+    resume = {int(p): n for p, n in docs[-1]["resume_offsets"].items()}
+    held = {p: n for (t, p), n in committed_offsets(writer.events, GROUP).items() if t == TOPIC}
+    assert held and resume == {p: held.get(p, 0) for p in resume}
