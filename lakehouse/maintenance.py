@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.table import Table
+from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Operation, Summary
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.typedef import EMPTY_DICT
@@ -59,7 +60,8 @@ def live_files(table: Table) -> set[str]:
 
 
 def expire_old_snapshots(table: Table, settings: LakehouseSettings, now: datetime | None = None) -> int:
-    """Expire snapshots past retention, keeping the newest ``keep_last_snapshots`` and every tag.
+    """Expire snapshots past retention, or beyond ``max_snapshots`` untagged ones, oldest first;
+    keeping the newest ``keep_last_snapshots`` and every tag.
 
     Deletes no files (``delete_orphans`` does). Returns how many were expired.
     """
@@ -70,11 +72,15 @@ def expire_old_snapshots(table: Table, settings: LakehouseSettings, now: datetim
     cutoff_ms = int(
         ((now or datetime.now(UTC)) - timedelta(hours=settings.snapshot_retention_hours)).timestamp() * 1000
     )
-    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    refs = table.metadata.refs.values()
+    tagged = {ref.snapshot_id for ref in refs if ref.snapshot_ref_type == SnapshotRefType.TAG}
+    protected = {ref.snapshot_id for ref in refs} | {s.snapshot_id for s in snapshots[-settings.keep_last_snapshots :]}
+    untagged = [s for s in snapshots if s.snapshot_id not in tagged]
+    over = len(untagged) - settings.max_snapshots if settings.max_snapshots else 0
     candidates = [
         s.snapshot_id
-        for s in snapshots[: -settings.keep_last_snapshots]
-        if s.timestamp_ms < cutoff_ms and s.snapshot_id not in protected
+        for i, s in enumerate(untagged)
+        if s.snapshot_id not in protected and (s.timestamp_ms < cutoff_ms or i < over)
     ]
     if candidates:
         table.maintenance.expire_snapshots().by_ids(candidates).commit()

@@ -33,6 +33,12 @@ class LakehouseSettings(BaseSettings):
         default=168.0, ge=0, description="snapshots younger than this are kept by `lake expire`"
     )
     keep_last_snapshots: int = Field(default=10, ge=1, description="always keep at least this many")
+    max_snapshots: int = Field(
+        default=500,
+        ge=0,
+        description="expiry keeps at most this many untagged snapshots, however young: each one retained "
+        "makes every commit slower (~0.14 ms) and its metadata larger; 0: no limit",
+    )
     maintenance_every_commits: int = Field(
         default=50, ge=1, description="the writer expires old snapshots every this many commits"
     )

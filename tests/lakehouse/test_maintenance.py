@@ -83,3 +83,21 @@ def test_compaction_while_ingest_commits_loses_no_commit(lake: LakehouseSettings
     coords = list(zip(*(landed_rows.column(c).to_pylist() for c in ("topic", "partition", "offset")), strict=True))
     assert len(coords) == expected
     assert len(set(coords)) == expected
+
+
+def test_expiry_keeps_at_most_max_snapshots_untagged_however_young(tmp_path: Path) -> None:
+    # a day of retention, but a commit's cost grows with every snapshot kept: the ceiling bounds it
+    lake = LakehouseSettings(
+        warehouse=str(tmp_path / "w"), snapshot_retention_hours=24, keep_last_snapshots=1, max_snapshots=3
+    )
+    writer = LandingWriter(lake)
+    for events, quarantine, offsets in simulated_batches(6, 150):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    snaps = list_snapshots(writer.events)
+    create_tag(writer.events, "settlement-run-1", snaps[0].snapshot_id)
+    assert expire_table(writer.events, lake, orphan_min_age=timedelta(days=1)).snapshots_expired == 2
+    assert [s.snapshot_id for s in list_snapshots(writer.events)] == [snaps[0].snapshot_id] + [
+        s.snapshot_id for s in snaps[3:]
+    ]  # the tag, and the newest three
+    unlimited = lake.model_copy(update={"max_snapshots": 0})
+    assert expire_table(writer.events, unlimited, orphan_min_age=timedelta(days=1)).snapshots_expired == 0
