@@ -18,16 +18,24 @@ from lakehouse.writer import LandingWriter
 from tests.support.landing import GROUP, simulated_batches
 
 
-def test_as_known_at_survives_expiry_of_old_snapshots(lake: LakehouseSettings) -> None:
+def _land_around_a_moment(lake: LakehouseSettings, tag_first: str | None = None) -> tuple[LandingWriter, datetime]:
+    """Three batches, a moment, three more; ``tag_first`` tags the first snapshot."""
     writer = LandingWriter(lake)
     batches = simulated_batches(6, 150)
-    for events, quarantine, offsets in batches[:3]:
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
-    time.sleep(0.05)
     then = datetime.now(UTC)
-    time.sleep(0.05)
-    for events, quarantine, offsets in batches[3:]:
+    for i, (events, quarantine, offsets) in enumerate(batches):
+        if i == 3:
+            time.sleep(0.05)
+            then = datetime.now(UTC)
+            time.sleep(0.05)
         writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+        if i == 0 and tag_first:
+            create_tag(writer.events, tag_first, writer.events.current_snapshot().snapshot_id)  # type: ignore[union-attr]
+    return writer, then
+
+
+def test_as_known_at_survives_expiry_of_old_snapshots(lake: LakehouseSettings) -> None:
+    writer, then = _land_around_a_moment(lake)
     before, how = read_as_known_at(writer.events, then, ("topic", "partition", "offset"))
     assert how.startswith("snapshot:")
     expire_table(writer.events, lake, orphan_min_age=timedelta(0))  # keeps only the newest 3
@@ -55,17 +63,7 @@ def test_polars_lazyframe_reads_the_same_rows(lake: LakehouseSettings) -> None:
 
 def test_a_time_whose_snapshots_were_expired_is_not_answered_with_an_older_tagged_one(lake: LakehouseSettings) -> None:
     # the first snapshot survives expiry as a tag (as a delivery's start does); the ones after it do not
-    writer = LandingWriter(lake)
-    batches = simulated_batches(6, 150)
-    writer.commit(*batches[0][:2], GROUP, batches[0][2], {}, max_attempts=5)
-    create_tag(writer.events, "settlement-run-0", writer.events.current_snapshot().snapshot_id)  # type: ignore[union-attr]
-    for events, quarantine, offsets in batches[1:3]:
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
-    time.sleep(0.05)
-    then = datetime.now(UTC)
-    time.sleep(0.05)
-    for events, quarantine, offsets in batches[3:]:
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    writer, then = _land_around_a_moment(lake, tag_first="settlement-run-0")
     before, _ = read_as_known_at(writer.events, then, ("topic", "partition", "offset"))
     tagged = resolve_snapshot(writer.events, tag="settlement-run-0")
     expire_table(writer.events, lake, orphan_min_age=timedelta(0))  # keeps the newest 3 and the tag
