@@ -129,10 +129,12 @@ def create_tag(table: Table, name: str, snapshot_id: int | None = None) -> int:
 def _last_committed_at(table: Table, as_of: datetime) -> int:
     """The last snapshot committed at or before ``as_of``, when the retained history proves it is.
 
-    Expiry removes snapshots but a retained one keeps its parent's ID, so the newest retained
-    snapshot at or before ``as_of`` is the answer only if it is the current one or a retained
-    snapshot names it as parent. Otherwise the snapshots after it were expired (it survived as a
-    tag, say) and one of them may be the real answer: refused, rather than an older state returned.
+    The newest retained snapshot at or before ``as_of`` is the answer only if it is the current one
+    or a retained snapshot names it as parent (the main line is linear: nothing was committed
+    between the two). Otherwise the snapshots after it were expired (it survived as a tag, say) and
+    one of them may be the real answer: refused, rather than an older state returned. pyiceberg's
+    expiry clears the parent of a snapshot whose parent it removes, so only links between two
+    retained snapshots are relied on.
     """
     name = ".".join(table.name())
     at_ms = int(as_of.timestamp() * 1000)

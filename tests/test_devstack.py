@@ -17,6 +17,7 @@ def _delay(config_text: str) -> str:
 
 
 def test_a_new_group_is_assigned_at_once_unless_the_wait_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MHHS_KAFKA_INITIAL_REBALANCE_DELAY_MS", raising=False)
     assert _delay(_properties(Path("/tmp/k"), 9092, 9093, DevstackSettings().broker())) == "0"
     monkeypatch.setenv("MHHS_KAFKA_INITIAL_REBALANCE_DELAY_MS", "3000")  # Kafka's own default
     assert _delay(_properties(Path("/tmp/k"), 9092, 9093, DevstackSettings().broker())) == "3000"

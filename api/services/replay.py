@@ -153,8 +153,11 @@ class ReplayService:
             state = self._cursors.verify(cursor)
             if state.get("topic") != topic or state.get("sub") != principal.subject:
                 raise InvalidRequestError("the cursor belongs to another replay", "invalid_cursor")
-            snapshot_id = self._retained(EVENTS, int(state["snap"]) if state.get("snap") is not None else None)
-            qsnap = self._retained(QUARANTINE, int(state["qsnap"]) if state.get("qsnap") is not None else None)
+            pinned = int(state["snap"]) if state.get("snap") is not None else None
+            qsnap = int(state["qsnap"]) if state.get("qsnap") is not None else None
+            snapshot_id = self._retained(EVENTS, pinned)
+            if snapshot_id != pinned:  # quarantine re-pinned after events, as ingest commits them before
+                qsnap = self._store.resolve(QUARANTINE)
             positions = {int(k): int(v) for k, v in state["pos"].items()}
             ends = {int(k): int(v) for k, v in (state.get("end") or {}).items()}
             include_quarantined = bool(state.get("q", True))
@@ -242,7 +245,10 @@ class ReplayService:
         (compaction rewrites files, not rows), so a later snapshot holds every row of the pinned one
         at the same offsets, and the replay goes on from the cursor's positions to where the store
         now stands. Left pinned to an expired snapshot, a page found nothing held and ended the
-        replay early, telling the consumer to resume live from where it stood.
+        replay early, telling the consumer to resume live from where it stood. The caller re-pins
+        quarantine too, afterwards: its older pin would miss records quarantined up to the new
+        events snapshot, whose offsets the replay now passes. Entitlements then follow the newer
+        snapshot as well.
         """
         if snapshot_id is None:
             return None

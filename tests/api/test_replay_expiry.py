@@ -1,4 +1,4 @@
-"""A paged replay outlives the snapshot it started from (expired by retention mid-replay)."""
+"""A paged replay outlives the snapshot it started from (expired by retention mid-replay), quarantine included."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from lakehouse.maintenance import expire_table
 from lakehouse.offsets import committed_offsets
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
-from lakehouse.tables import EVENTS
+from lakehouse.tables import EVENTS, QUARANTINE
 from lakehouse.writer import LandingWriter
 from market.messages import SimRecord
 from market.simulation import Simulation, SimulationParams
@@ -26,7 +26,7 @@ NUMBERING: dict[tuple[str, int], int] = {}  # Kafka offsets carried on from one 
 
 
 def _records() -> list[SimRecord]:
-    sim = Simulation(SimulationParams(mpans=80, days=2, start=date(2026, 3, 28), seed=3, malformed_rate=0.01))
+    sim = Simulation(SimulationParams(mpans=80, days=2, start=date(2026, 3, 28), seed=3, malformed_rate=0.05))
     return list(sim.records())
 
 
@@ -34,6 +34,11 @@ def _land(lake: LakehouseSettings, records: list[SimRecord]) -> None:
     writer = LandingWriter(lake)
     for events, quarantine, offsets in decoded_batches(records, 3, 300, NUMBERING):
         writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+
+
+def _quarantined(lake: LakehouseSettings) -> list[tuple[int, int]]:
+    q = read_table(lake, QUARANTINE, ["topic", "partition", "offset"]).to_pylist()
+    return sorted((r["partition"], r["offset"]) for r in q if r["topic"] == TOPIC)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +57,10 @@ def test_a_replay_whose_snapshot_was_expired_goes_on_from_the_current_one(
     assert resp.status_code == 200, resp.text
     docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
     seen = [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
+    quarantined = [(d["partition"], d["offset"]) for d in docs if d["type"] == "quarantined"]
     first_snapshot, cursor = docs[-1]["snapshot_id"], docs[-1]["next_cursor"]
     assert cursor
+    before = _quarantined(api_lake)
     # meanwhile more lands and retention expires the snapshot the cursor was pinned to
     _land(api_lake, _records()[900:])
     writer = LandingWriter(api_lake)
@@ -65,6 +72,7 @@ def test_a_replay_whose_snapshot_was_expired_goes_on_from_the_current_one(
         assert resp.status_code == 200, resp.text
         docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
         seen += [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
+        quarantined += [(d["partition"], d["offset"]) for d in docs if d["type"] == "quarantined"]
         snapshots.add(docs[-1]["snapshot_id"])
         cursor = docs[-1]["next_cursor"]
     assert snapshots == {writer.events.current_snapshot().snapshot_id}  # type: ignore[union-attr]
@@ -77,6 +85,9 @@ def test_a_replay_whose_snapshot_was_expired_goes_on_from_the_current_one(
         if t == TOPIC
     )
     assert seen == expected  # everything once, in order: what landed later too
+    # and every quarantined record: the quarantine pin, still retained, moved with the events one
+    assert len(_quarantined(api_lake)) > len(before)  # some were quarantined after the first page
+    assert sorted(quarantined) == _quarantined(api_lake)
     # and it ends where the store now stands
     resume = {int(p): n for p, n in docs[-1]["resume_offsets"].items()}
     held = {p: n for (t, p), n in committed_offsets(writer.events, GROUP).items() if t == TOPIC}
