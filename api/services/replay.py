@@ -156,8 +156,10 @@ class ReplayService:
             pinned = int(state["snap"]) if state.get("snap") is not None else None
             qsnap = int(state["qsnap"]) if state.get("qsnap") is not None else None
             snapshot_id = self._retained(EVENTS, pinned)
-            if snapshot_id != pinned:  # quarantine re-pinned after events, as ingest commits them before
-                qsnap = self._store.resolve(QUARANTINE)
+            # events re-pinned: quarantine too, after them (ingest commits quarantine first); else only if
+            # expired itself (a newer quarantine snapshot holds its rows; the page's windows bound them)
+            repinned = snapshot_id != pinned
+            qsnap = self._store.resolve(QUARANTINE) if repinned else self._retained(QUARANTINE, qsnap)
             positions = {int(k): int(v) for k, v in state["pos"].items()}
             ends = {int(k): int(v) for k, v in (state.get("end") or {}).items()}
             include_quarantined = bool(state.get("q", True))

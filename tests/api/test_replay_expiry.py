@@ -25,9 +25,9 @@ TOPIC = "mhhs.consumption.if-021"
 NUMBERING: dict[tuple[str, int], int] = {}  # Kafka offsets carried on from one landing to the next
 
 
-def _records() -> list[SimRecord]:
-    sim = Simulation(SimulationParams(mpans=80, days=2, start=date(2026, 3, 28), seed=3, malformed_rate=0.05))
-    return list(sim.records())
+def _records(seed: int = 3) -> list[SimRecord]:
+    sim = Simulation(SimulationParams(mpans=80, days=2, start=date(2026, 3, 28), seed=seed, malformed_rate=0.05))
+    return list(sim.records())  # consumption, and most malformed records, from ~900 on
 
 
 def _land(lake: LakehouseSettings, records: list[SimRecord]) -> None:
@@ -92,3 +92,32 @@ def test_a_replay_whose_snapshot_was_expired_goes_on_from_the_current_one(
     resume = {int(p): n for p, n in docs[-1]["resume_offsets"].items()}
     held = {p: n for (t, p), n in committed_offsets(writer.events, GROUP).items() if t == TOPIC}
     assert held and resume == {p: held.get(p, 0) for p in resume}
+
+
+def test_a_replay_whose_quarantine_snapshot_alone_was_expired_goes_on(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
+) -> None:
+    # quarantine commits seldom: its pin can be the one that ages out while the events pin is kept
+    _land(api_lake, _records(seed=4)[900:])  # whatever ran before: quarantined records to pin
+    writer = LandingWriter(api_lake)
+    qpinned = writer.quarantine.current_snapshot().snapshot_id  # type: ignore[union-attr]
+    expected = _quarantined(api_lake)  # all below the events pin's offsets
+    headers = bearer(api_settings, "MDSV", "MDS")
+    resp = client.get(f"/v1/replays/{TOPIC}", params={"limit": 5}, headers=headers)
+    docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+    quarantined = [(d["partition"], d["offset"]) for d in docs if d["type"] == "quarantined"]
+    pinned, cursor = docs[-1]["snapshot_id"], docs[-1]["next_cursor"]
+    assert cursor
+    _land(api_lake, _records(seed=5)[900:])  # new quarantine snapshots after the pinned one
+    expire_table(writer.quarantine, api_lake, orphan_min_age=timedelta(days=1))
+    assert qpinned not in {s.snapshot_id for s in list_snapshots(writer.quarantine)}
+    assert pinned in {s.snapshot_id for s in list_snapshots(writer.events)}
+    while cursor:
+        resp = client.get(f"/v1/replays/{TOPIC}", params={"cursor": cursor}, headers=headers)
+        assert resp.status_code == 200, resp.text
+        docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+        assert docs[-1]["snapshot_id"] == pinned  # the events pin held
+        quarantined += [(d["partition"], d["offset"]) for d in docs if d["type"] == "quarantined"]
+        cursor = docs[-1]["next_cursor"]
+    assert len(_quarantined(api_lake)) > len(expected)  # the newer records are past the replay's end
+    assert sorted(quarantined) == expected  # was: none, read from the expired snapshot
