@@ -169,6 +169,9 @@ def run(
     for o in outcomes:
         table.add_row(o.grant_id, o.status, o.delivery_id or "-", f"{o.rows:,}", o.location or "-")
     out.print(table)
+    failed = [o.grant_id for o in outcomes if o.status.startswith("failed")]
+    if failed:
+        raise _fail(f"{len(failed)} of {len(outcomes)} grants failed: {', '.join(failed)} (the others were delivered)")
 
 
 @deliveries_app.command("verify")

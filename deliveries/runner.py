@@ -12,6 +12,7 @@ delivery covering everything since the last. The snapshot delivered up to is tag
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,12 +37,14 @@ from lakehouse.storage import filesystem_for_location, storage_properties
 from lakehouse.store import Store
 from lakehouse.tables import DELIVERIES, TABLES
 
+log = logging.getLogger(__name__)
 EXTENSIONS = {"parquet": "parquet", "csv": "csv", "ndjson": "ndjson"}
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one grant in a run: ``made``, ``already made``, ``nothing new`` or ``not due``."""
+    """What happened to one grant in a run: ``made``, ``already made``, ``nothing new``, ``not due``, or
+    ``failed: <why>`` (the other grants of the run are still delivered)."""
 
     grant_id: str
     status: str
@@ -100,8 +103,17 @@ class DeliveryRunner:
             elif due and not self.is_due(grant, now):
                 out.append(Outcome(grant.grant_id, "not due"))
             else:
-                out.append(self.deliver(grant, full))
+                out.append(self._attempt(grant, full))
         return out
+
+    def _attempt(self, grant: Grant, full: bool) -> Outcome:
+        """``deliver``, with a failure reported as this grant's outcome: one grant's bad destination or
+        expired start snapshot must not stop the deliveries of the others (a re-run retries it)."""
+        try:
+            return self.deliver(grant, full)
+        except (DeliveryError, LakehouseError, OSError) as exc:
+            log.error("delivery_failed", extra={"grant": grant.grant_id, "error": f"{type(exc).__name__}: {exc}"})
+            return Outcome(grant.grant_id, f"failed: {exc}")
 
     # -- one delivery --------------------------------------------------------------------
     def deliver(self, grant: Grant, full: bool = False) -> Outcome:

@@ -30,8 +30,10 @@ def standard_jobs(
     """The product's recurring commands, each idempotent."""
 
     def deliver() -> str:
-        made = [o for o in runner().run(due=True) if o.status == "made"]
-        return f"{len(made)} deliveries made"
+        outcomes = runner().run(due=True)
+        made = [o for o in outcomes if o.status == "made"]
+        failed = [o.grant_id for o in outcomes if o.status.startswith("failed")]
+        return f"{len(made)} deliveries made" + (f", failed: {', '.join(failed)}" if failed else "")
 
     def refine() -> str:
         from lakehouse.refine import refine_consumption, refine_registration  # DuckDB: only if refining

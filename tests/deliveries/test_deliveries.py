@@ -180,6 +180,20 @@ def test_revoked_or_expired_grants_deliver_nothing_more(market, tmp_path: Path) 
     assert read_table(lake, DELIVERIES).num_rows == 0
 
 
+def test_one_grant_failing_does_not_stop_the_others(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sim, records, lake = market
+    land_records(lake, records[:300])
+    (tmp_path / "a-file").write_bytes(b"not a directory")
+    runner = _runner(lake, tmp_path)
+    runner.registry.add(_grant(sim, tmp_path, grant_id="broken", dataset="events", destination=str(tmp_path / "a-file")))
+    runner.registry.add(_grant(sim, tmp_path, grant_id="fine", dataset="events"))
+    outcomes = {o.grant_id: o for o in runner.run()}
+    assert outcomes["broken"].status.startswith("failed:") and outcomes["fine"].status == "made"
+    assert [r["grant_id"] for r in read_table(lake, DELIVERIES).to_pylist()] == ["fine"]
+    (tmp_path / "a-file").unlink()  # the destination fixed, a re-run delivers the failed grant
+    assert {o.grant_id: o.status for o in runner.run()} == {"broken": "made", "fine": "nothing new"}
+
+
 def test_delivered_files_leak_nothing_a_third_party_may_not_see(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sim, records, lake = market
     land_records(lake, records)
