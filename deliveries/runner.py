@@ -6,7 +6,9 @@ manifest (by an atomic rename: a manifest only ever names files that are there),
 the ``deliveries`` table (appended only if absent). A delivery's ID is its grant and the snapshot it
 reads up to, so re-running the same window finds it made; a missed schedule is caught up by one
 delivery covering everything since the last. The snapshot delivered up to is tagged
-(``delivery-<grant>``), so retention keeps the start of the next incremental scan.
+(``delivery-<grant>``), so retention keeps the start of the next incremental read; the snapshots
+between two deliveries may be expired (``MHHS_MAX_SNAPSHOTS``): the rows since the tag are then
+found by their Kafka positions (``lakehouse.read.appended_since_positions``).
 """
 
 from __future__ import annotations

@@ -13,10 +13,13 @@ import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.manifest import ManifestContent
 from pyiceberg.table import FileScanTask, Table
+from pyiceberg.table.snapshots import Snapshot
 
 from lakehouse.catalog import open_catalog
 from lakehouse.errors import SnapshotNotFoundError
+from lakehouse.offsets import snapshot_offsets
 from lakehouse.settings import LakehouseSettings
 from lakehouse.storage import filesystem_for_paths
 from lakehouse.tables import ensure_table
@@ -114,19 +117,113 @@ def iter_appended(
     to_snapshot: int,
     batch_rows: int = 8_192,
 ) -> Iterator[pa.RecordBatch]:
-    """Rows appended after ``since_snapshot`` up to ``to_snapshot`` (Iceberg's incremental append scan),
-    streamed file by file. Replace snapshots (compaction) add no rows and are not read.
+    """Rows appended after ``since_snapshot`` up to ``to_snapshot``, streamed file by file.
+
+    While every snapshot between the two is retained, this is Iceberg's incremental append scan
+    (replace snapshots, compaction, add no rows and are not read). Once some have been expired,
+    rows come from ``appended_since_positions``: the files committed after ``since_snapshot`` (by
+    sequence number), less the rows whose Kafka position it had already recorded.
 
     Raises:
-        SnapshotNotFoundError: if ``since_snapshot`` is no longer an ancestor of ``to_snapshot``.
+        SnapshotNotFoundError: if ``since_snapshot`` is neither an ancestor of ``to_snapshot`` nor
+            a retained snapshot recording positions (of a table whose rows carry them).
     """
-    chain = _ancestors(table, to_snapshot)
-    if since_snapshot not in chain:
-        raise SnapshotNotFoundError(".".join(table.name()), f"{since_snapshot} as an ancestor of {to_snapshot}")
-    scan = table.incremental_append_scan(
-        from_snapshot_id_exclusive=since_snapshot, to_snapshot_id_inclusive=to_snapshot, row_filter=prune
-    )
-    yield from _stream(table, list(scan.plan_files()), to_snapshot, rows, columns, batch_rows)
+    if since_snapshot in _ancestors(table, to_snapshot):
+        scan = table.incremental_append_scan(
+            from_snapshot_id_exclusive=since_snapshot, to_snapshot_id_inclusive=to_snapshot, row_filter=prune
+        )
+        yield from _stream(table, list(scan.plan_files()), to_snapshot, rows, columns, batch_rows)
+        return
+    yield from appended_since_positions(table, prune, rows, columns, since_snapshot, to_snapshot, batch_rows)
+
+
+def appended_since_positions(
+    table: Table,
+    prune: BooleanExpression,
+    rows: pc.Expression | None,
+    columns: Sequence[str] | None,
+    since_snapshot: int,
+    to_snapshot: int,
+    batch_rows: int = 8_192,
+) -> Iterator[pa.RecordBatch]:
+    """Rows added after ``since_snapshot`` up to ``to_snapshot`` with the snapshots between expired.
+
+    Every row of the events table carries its Kafka position, and every row of a typed table its
+    source event's; each snapshot's summary records, per topic-partition, the next position landed
+    (ingest) or refined (refine), and rows are only ever added beyond it. So a row at
+    ``to_snapshot`` was added after ``since_snapshot`` exactly when its position is at or beyond
+    what ``since_snapshot`` recorded (across groups, the furthest: a second group's copy of a record
+    the first had landed is not new). Only files with a data sequence number above
+    ``since_snapshot``'s are read: appended later, or rewritten later by compaction (whose older
+    rows the positions leave out).
+
+    Raises:
+        SnapshotNotFoundError: if ``since_snapshot`` is not retained, records no positions, or the
+            table's rows carry none.
+    """
+    name = ".".join(table.name())
+    since = table.metadata.snapshot_by_id(since_snapshot)
+    target = table.metadata.snapshot_by_id(to_snapshot)
+    keys = position_columns(table)
+    frontier = _frontier(table, since) if since is not None else None
+    if since is None or target is None or keys is None or frontier is None:
+        raise SnapshotNotFoundError(name, f"{since_snapshot} as an ancestor of {to_snapshot} (expired)")
+    later = _files_after(table, target, since.sequence_number or 0)
+    tasks = [t for t in plan_files(table, prune, to_snapshot) if t.file.file_path in later]
+    read = None if columns is None else list(dict.fromkeys([*columns, *keys]))
+    named = pa.array([f"{t}\x1f{p}" for t, p in frontier], pa.large_string())
+    nexts = pa.array(list(frontier.values()), pa.int64())
+    for batch in _stream(table, tasks, to_snapshot, rows, read, batch_rows):
+        fresh = batch.filter(_beyond(batch, keys, named, nexts))
+        if columns is not None:
+            fresh = fresh.select(list(columns))
+        if fresh.num_rows:
+            yield fresh
+
+
+def position_columns(table: Table) -> tuple[str, str, str] | None:
+    """The (topic, partition, offset) columns of a table whose rows carry a Kafka position, if any."""
+    names = set(table.schema().column_names)
+    for keys in (("topic", "partition", "offset"), ("source_topic", "source_partition", "source_offset")):
+        if set(keys) <= names:
+            return keys
+    return None
+
+
+def _frontier(table: Table, snapshot: Snapshot) -> dict[tuple[str, int], int] | None:
+    """Per topic-partition, the furthest next position any group recorded as of ``snapshot``."""
+    held = snapshot_offsets(table, snapshot)
+    if not held:
+        return None
+    out: dict[tuple[str, int], int] = {}
+    for parts in held.values():
+        for tp, n in parts.items():
+            out[tp] = max(out.get(tp, 0), n)
+    return out
+
+
+def _files_after(table: Table, snapshot: Snapshot, sequence_number: int) -> set[str]:
+    """Data files live in ``snapshot`` with a data sequence number above ``sequence_number``.
+
+    A manifest holds no entry newer than itself, so older manifests are not opened.
+    """
+    out: set[str] = set()
+    for manifest in snapshot.manifests(table.io):
+        if manifest.content != ManifestContent.DATA or manifest.sequence_number <= sequence_number:
+            continue
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            if (entry.sequence_number or 0) > sequence_number:
+                out.add(entry.data_file.file_path)
+    return out
+
+
+def _beyond(batch: pa.RecordBatch, keys: tuple[str, str, str], frontier: pa.Array, nexts: pa.Array) -> pa.Array:
+    """True where a row's position is at or beyond the frontier (``frontier[i]`` names
+    ``topic<US>partition``, ``nexts[i]`` its next position; a partition it does not name is new)."""
+    topic, partition, offset = (batch.column(k) for k in keys)
+    named = pc.binary_join_element_wise(topic.cast(pa.large_string()), partition.cast(pa.large_string()), pa.scalar("\x1f", pa.large_string()))
+    limit = pc.fill_null(pc.take(nexts, pc.index_in(named, value_set=frontier)), 0)
+    return pc.greater_equal(offset, limit)
 
 
 def _stream(

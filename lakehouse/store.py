@@ -273,10 +273,12 @@ class Store:
         columns: tuple[str, ...] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Rows of ``name`` at ``to_snapshot`` matching ``query`` (its topics, dates and MPANs); with
-        ``since_snapshot``, only those appended after it (Iceberg's incremental append scan).
+        ``since_snapshot``, only those added after it (``lakehouse.read.iter_appended``: Iceberg's
+        incremental append scan, or by Kafka position once the snapshots between are expired).
 
         Raises:
-            SnapshotNotFoundError: if ``since_snapshot`` is not an ancestor of ``to_snapshot`` any more.
+            SnapshotNotFoundError: if ``since_snapshot`` is neither an ancestor of ``to_snapshot`` nor
+                retained with the positions it had reached.
         """
         table = self.table(name)
         if name == EVENTS:

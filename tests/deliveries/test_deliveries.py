@@ -120,25 +120,66 @@ def test_incremental_deliveries_add_up_to_one_full_extract_with_no_row_twice(mar
 
 
 def _land_more(lake: LakehouseSettings, records: list, offsets: dict) -> None:  # type: ignore[type-arg]
-    from lakehouse.catalog import open_catalog
-    from lakehouse.refine import refine_consumption, refine_registration
     from lakehouse.writer import LandingWriter
 
     writer = LandingWriter(lake)
     for events, quarantine, next_offsets in decoded_batches(records, 2, len(records) // 2 + 1, offsets):
         writer.commit(events, quarantine, GROUP, next_offsets, {}, max_attempts=5)
-    catalog = open_catalog(lake)
-    refine_consumption(catalog, lake)
-    refine_registration(catalog, lake)
+    _refine(lake)
 
 
 def _keys_of(directory: Path) -> list[tuple[object, ...]]:
     rows = []
     for f in sorted(directory.glob("part-*.parquet")):
         t = pq.read_table(f)
-        rows += list(zip(t["mpan"].to_pylist(), t["period_end_utc"].to_pylist(), t["transaction_id"].to_pylist(),
-                         strict=True))  # fmt: skip
+        names = ("mpan", "period_end_utc", "transaction_id") if "period_end_utc" in t.column_names else ("topic", "partition", "offset")
+        rows += list(zip(*(t[n].to_pylist() for n in names), strict=True))
     return rows
+
+
+@pytest.mark.parametrize("dataset", ["consumption", "events"])
+def test_incremental_delivery_after_expiry_and_compaction_has_every_new_row_once(  # type: ignore[no-untyped-def]
+    market, tmp_path: Path, dataset: str
+) -> None:
+    """The snapshots between two deliveries expired (a ceiling) and the files compacted meanwhile:
+    the next delivery still has exactly the rows added since the last one."""
+    from lakehouse.maintenance import compact_table, expire_old_snapshots
+    from lakehouse.read import _ancestors
+    from lakehouse.tables import CONSUMPTION, EVENTS
+
+    sim, records, lake = market
+    consumption = [i for i, r in enumerate(records) if r.interface == "IF-021"]
+    third = consumption[len(consumption) // 6]  # halfway through the first day: its partitions get both
+    land_records(lake, records[:third])
+    runner = _runner(lake, tmp_path)
+    runner.registry.add(_grant(sim, tmp_path, dataset=dataset))
+    first = runner.run(["research-1"])[0]
+    assert first.status == "made" and first.rows > 0
+    offsets: dict[tuple[str, int], int] = {}
+    decoded_batches(records[:third], 1, third, offsets)
+    _land_more(lake, records[third:], offsets)  # two more ingest commits, then a refine
+    store = Store(lake)
+    source = store.table(EVENTS if dataset == "events" else CONSUMPTION)
+    assert compact_table(source).partitions_rewritten > 0  # old and new rows now share files
+    ceiling = lake.model_copy(update={"max_snapshots": 1, "keep_last_snapshots": 1})
+    assert expire_old_snapshots(source, ceiling) > 0
+    source.refresh()
+    tag = source.metadata.refs["delivery-research-1"].snapshot_id
+    assert tag not in _ancestors(source, source.metadata.current_snapshot_id or 0)  # the chain is gone
+    second = runner.run(["research-1"])[0]
+    assert second.status == "made" and second.rows > 0
+    full = runner.run(["research-1"], full=True)[0]
+    union = Counter(_keys_of(Path(first.location or ""))) + Counter(_keys_of(Path(second.location or "")))
+    assert union == Counter(_keys_of(Path(full.location or ""))) and max(union.values()) == 1
+
+
+def _refine(lake: LakehouseSettings) -> None:
+    from lakehouse.catalog import open_catalog
+    from lakehouse.refine import refine_consumption, refine_registration
+
+    catalog = open_catalog(lake)
+    refine_consumption(catalog, lake)
+    refine_registration(catalog, lake)
 
 
 def test_verify_names_what_is_wrong(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
