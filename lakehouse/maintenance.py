@@ -63,15 +63,16 @@ def expire_old_snapshots(table: Table, settings: LakehouseSettings, now: datetim
     """Expire snapshots past retention, or beyond ``max_snapshots`` untagged ones, oldest first;
     keeping the newest ``keep_last_snapshots`` and every tag.
 
-    Deletes no files (``delete_orphans`` does). Returns how many were expired.
+    Tags that have outlived their ``max-ref-age-ms`` (Iceberg's own bound, measured from their
+    snapshot's time) are removed first. Deletes no files (``delete_orphans`` does). Returns how
+    many snapshots were expired.
     """
-    table.refresh()
+    now = now or datetime.now(UTC)
+    remove_lapsed_tags(table, now)
     snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
     if len(snapshots) <= settings.keep_last_snapshots:
         return 0
-    cutoff_ms = int(
-        ((now or datetime.now(UTC)) - timedelta(hours=settings.snapshot_retention_hours)).timestamp() * 1000
-    )
+    cutoff_ms = int((now - timedelta(hours=settings.snapshot_retention_hours)).timestamp() * 1000)
     refs = table.metadata.refs.values()
     tagged = {ref.snapshot_id for ref in refs if ref.snapshot_ref_type == SnapshotRefType.TAG}
     protected = {ref.snapshot_id for ref in refs} | {s.snapshot_id for s in snapshots[-settings.keep_last_snapshots :]}
@@ -85,6 +86,27 @@ def expire_old_snapshots(table: Table, settings: LakehouseSettings, now: datetim
     if candidates:
         table.maintenance.expire_snapshots().by_ids(candidates).commit()
     return len(candidates)
+
+
+def remove_lapsed_tags(table: Table, now: datetime) -> list[str]:
+    """Remove the tags whose snapshot is older than the tag's ``max-ref-age-ms``; return their names."""
+    table.refresh()
+    now_ms = int(now.timestamp() * 1000)
+    lapsed = [
+        name
+        for name, ref in table.metadata.refs.items()
+        if ref.snapshot_ref_type == SnapshotRefType.TAG
+        and ref.max_ref_age_ms
+        and (snap := table.metadata.snapshot_by_id(ref.snapshot_id)) is not None
+        and now_ms - snap.timestamp_ms > ref.max_ref_age_ms
+    ]
+    if lapsed:
+        manage = table.manage_snapshots()
+        for name in lapsed:
+            manage = manage.remove_tag(name)
+        manage.commit()
+        table.refresh()
+    return lapsed
 
 
 def delete_orphans(table: Table, settings: LakehouseSettings, min_age: timedelta) -> tuple[int, int, int]:

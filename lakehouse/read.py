@@ -45,6 +45,7 @@ def read_table(
 ) -> pa.Table:
     """Read ``name`` (optionally some columns, a filter, as of a snapshot) into Arrow."""
     table = ensure_table(catalog or open_catalog(settings), settings, name)
+    require_snapshot(table, snapshot_id)
     scan = table.scan(
         row_filter=row_filter if row_filter is not None else AlwaysTrue(),
         selected_fields=tuple(columns) if columns else ("*",),
@@ -221,7 +222,9 @@ def _beyond(batch: pa.RecordBatch, keys: tuple[str, str, str], frontier: pa.Arra
     """True where a row's position is at or beyond the frontier (``frontier[i]`` names
     ``topic<US>partition``, ``nexts[i]`` its next position; a partition it does not name is new)."""
     topic, partition, offset = (batch.column(k) for k in keys)
-    named = pc.binary_join_element_wise(topic.cast(pa.large_string()), partition.cast(pa.large_string()), pa.scalar("\x1f", pa.large_string()))
+    named = pc.binary_join_element_wise(
+        topic.cast(pa.large_string()), partition.cast(pa.large_string()), pa.scalar("\x1f", pa.large_string())
+    )
     limit = pc.fill_null(pc.take(nexts, pc.index_in(named, value_set=frontier)), 0)
     return pc.greater_equal(offset, limit)
 
@@ -285,8 +288,26 @@ def partition_values(task: FileScanTask) -> tuple[object, ...]:
     return tuple(record[i] for i in range(len(record)))
 
 
+def require_snapshot(table: Table, snapshot_id: int | None) -> None:
+    """Check ``snapshot_id`` (None: the current one) is in the table's history: pyiceberg plans no
+    files for a snapshot it does not know, so an expired snapshot would read as an empty table.
+
+    Raises:
+        SnapshotNotFoundError: if it is not (or no longer) there.
+    """
+    if snapshot_id is not None and table.metadata.snapshot_by_id(snapshot_id) is None:
+        table.refresh()  # committed since this table object was loaded?
+        if table.metadata.snapshot_by_id(snapshot_id) is None:
+            raise SnapshotNotFoundError(".".join(table.name()), str(snapshot_id))
+
+
 def plan_files(table: Table, prune: BooleanExpression, snapshot_id: int | None) -> list[FileScanTask]:
-    """The files Iceberg plans for ``prune`` at ``snapshot_id``, in path order."""
+    """The files Iceberg plans for ``prune`` at ``snapshot_id``, in path order.
+
+    Raises:
+        SnapshotNotFoundError: if the snapshot is not (or no longer) in the table's history.
+    """
+    require_snapshot(table, snapshot_id)
     tasks = table.scan(row_filter=prune, snapshot_id=snapshot_id).plan_files()
     return sorted(tasks, key=lambda t: t.file.file_path)
 

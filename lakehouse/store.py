@@ -32,7 +32,15 @@ from lakehouse.errors import CatalogUnavailableError
 from lakehouse.history import SnapshotInfo, list_snapshots, resolve_snapshot
 from lakehouse.offsets import TP, snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events, typed_filters
-from lakehouse.read import arrow_schema, iter_appended, iter_files, partition_values, plan_files, scan_files
+from lakehouse.read import (
+    arrow_schema,
+    iter_appended,
+    iter_files,
+    partition_values,
+    plan_files,
+    require_snapshot,
+    scan_files,
+)
 from lakehouse.retry import retry_commit
 from lakehouse.settings import LakehouseSettings
 from lakehouse.storage import filesystem_for_paths
@@ -261,6 +269,7 @@ class Store:
         t = self.table(name)
         if t.current_snapshot() is None:
             return t.schema().as_arrow().empty_table()
+        require_snapshot(t, snapshot_id)
         return t.scan(snapshot_id=snapshot_id).to_arrow()
 
     def iter_rows(
@@ -337,16 +346,44 @@ class Store:
         """Give the lease up (it expires now) if ``holder`` holds it."""
         self.claim_lease(name, holder, 0.0, now)
 
-    def move_tag(self, name: str, tag: str, snapshot_id: int) -> None:
-        """Point tag ``tag`` of ``name`` at ``snapshot_id`` (retention keeps tagged snapshots)."""
+    def move_tag(self, name: str, tag: str, snapshot_id: int, max_age: timedelta | None = None) -> None:
+        """Point tag ``tag`` of ``name`` at ``snapshot_id`` (retention keeps tagged snapshots).
+
+        With ``max_age`` the tag lapses once its snapshot is that old: expiry removes it (a tag a
+        crashed process left behind does not keep its snapshot for ever).
+
+        Raises:
+            CommitConflictError: if the commit keeps losing races (with ingest, say).
+        """
         table = self.table(name)
-        ref = table.metadata.refs.get(tag)
-        if ref is not None and ref.snapshot_id == snapshot_id:
-            return
-        manage = table.manage_snapshots()
-        if ref is not None:
-            manage = manage.remove_tag(tag)
-        manage.create_tag(snapshot_id, tag).commit()
+        age_ms = int(max_age.total_seconds() * 1000) if max_age is not None else None
+
+        def attempt(_: int) -> None:
+            table.refresh()
+            ref = table.metadata.refs.get(tag)
+            if ref is not None and ref.snapshot_id == snapshot_id and ref.max_ref_age_ms == age_ms:
+                return
+            manage = table.manage_snapshots()
+            if ref is not None:
+                manage = manage.remove_tag(tag)
+            manage.create_tag(snapshot_id, tag, max_ref_age_ms=age_ms).commit()
+
+        retry_commit(".".join(table.name()), attempt, 20)
+
+    def remove_tag(self, name: str, tag: str) -> None:
+        """Remove tag ``tag`` of ``name`` if it is there.
+
+        Raises:
+            CommitConflictError: if the commit keeps losing races.
+        """
+        table = self.table(name)
+
+        def attempt(_: int) -> None:
+            table.refresh()
+            if tag in table.metadata.refs:
+                table.manage_snapshots().remove_tag(tag).commit()
+
+        retry_commit(".".join(table.name()), attempt, 20)
 
     def append(self, name: str, rows: pa.Table) -> int | None:
         """Append rows to ``name`` (retrying lost races); return the new snapshot ID.

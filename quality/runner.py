@@ -9,11 +9,12 @@ half-written run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pyarrow as pa
@@ -28,6 +29,7 @@ from quality.suites import SUITES
 from quality.validate import SuiteOutcome, Validator
 
 DEAPPOINTMENT_TOPIC = "mhhs.registration.if-037"
+PIN_MAX_AGE = timedelta(days=2)  # a run's tags, measured from the pinned snapshot's time
 _SUITES_VERSION = hashlib.sha256("|".join(c.key for checks in SUITES.values() for c in checks).encode()).hexdigest()
 
 
@@ -104,6 +106,32 @@ class QualityRunner:
         """
         pins = self.pins()
         run = QualityRun(run_id=f"q-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}")
+        with self._held(pins, run.run_id):
+            return self._run(run, pins, dates, since_last, on_date)
+
+    @contextlib.contextmanager
+    def _held(self, pins: Pins, run_id: str) -> Iterator[None]:
+        """Tag the pinned snapshots for the length of the run, so expiry (a snapshot ceiling under
+        busy ingest) cannot take them mid-run; a crashed run's tags lapse after ``PIN_MAX_AGE``."""
+        tags = [(n, s) for n, s in ((EVENTS, pins.events), (CONSUMPTION, pins.consumption),
+                                    (REGISTRATION, pins.registration)) if s is not None]  # fmt: skip
+        tag = f"quality-{run_id}"
+        try:
+            for name, snapshot in tags:
+                self._store.move_tag(name, tag, snapshot, max_age=PIN_MAX_AGE)
+            yield
+        finally:
+            for name, _ in tags:
+                self._store.remove_tag(name, tag)
+
+    def _run(
+        self,
+        run: QualityRun,
+        pins: Pins,
+        dates: Sequence[date] | None,
+        since_last: bool,
+        on_date: Callable[[date], None] | None,
+    ) -> QualityRun:
         known = set(self.dates(pins))
         wanted = sorted(dates) if dates is not None else sorted(known)
         previous = self._fingerprints() if since_last else {}

@@ -27,7 +27,6 @@ from lakehouse.settings import LakehouseSettings
 from lakehouse.store import Store
 from lakehouse.tables import DELIVERIES
 from market.simulation import Simulation
-from tests.support.landing import GROUP, decoded_batches
 from tests.support.markets import land_records, simulated
 
 START = date(2026, 7, 6)
@@ -102,9 +101,7 @@ def test_incremental_deliveries_add_up_to_one_full_extract_with_no_row_twice(mar
     first = runner.run(["research-1"])[0]
     assert first.status == "made" and first.rows > 0
     assert runner.run(["research-1"])[0].status == "nothing new"  # the same window is never delivered twice
-    offsets: dict[tuple[str, int], int] = {}
-    decoded_batches(records[:third], 1, third, offsets)  # continue the offsets where the first landing ended
-    _land_more(lake, records[third:], offsets)
+    land_records(lake, records[third:], 2, earlier=records[:third])
     second = runner.run(["research-1"])[0]
     assert second.status == "made" and second.delivery_id != first.delivery_id
     full = runner.run(["research-1"], full=True)[0]
@@ -119,20 +116,15 @@ def test_incremental_deliveries_add_up_to_one_full_extract_with_no_row_twice(mar
     assert sorted(r["delivery_id"] for r in recorded) == sorted(o.delivery_id for o in (first, second, full))
 
 
-def _land_more(lake: LakehouseSettings, records: list, offsets: dict) -> None:  # type: ignore[type-arg]
-    from lakehouse.writer import LandingWriter
-
-    writer = LandingWriter(lake)
-    for events, quarantine, next_offsets in decoded_batches(records, 2, len(records) // 2 + 1, offsets):
-        writer.commit(events, quarantine, GROUP, next_offsets, {}, max_attempts=5)
-    _refine(lake)
-
-
 def _keys_of(directory: Path) -> list[tuple[object, ...]]:
     rows = []
     for f in sorted(directory.glob("part-*.parquet")):
         t = pq.read_table(f)
-        names = ("mpan", "period_end_utc", "transaction_id") if "period_end_utc" in t.column_names else ("topic", "partition", "offset")
+        names = (
+            ("mpan", "period_end_utc", "transaction_id")
+            if "period_end_utc" in t.column_names
+            else ("topic", "partition", "offset")
+        )
         rows += list(zip(*(t[n].to_pylist() for n in names), strict=True))
     return rows
 
@@ -155,9 +147,7 @@ def test_incremental_delivery_after_expiry_and_compaction_has_every_new_row_once
     runner.registry.add(_grant(sim, tmp_path, dataset=dataset))
     first = runner.run(["research-1"])[0]
     assert first.status == "made" and first.rows > 0
-    offsets: dict[tuple[str, int], int] = {}
-    decoded_batches(records[:third], 1, third, offsets)
-    _land_more(lake, records[third:], offsets)  # two more ingest commits, then a refine
+    land_records(lake, records[third:], 2, earlier=records[:third])  # two more ingest commits, then a refine
     store = Store(lake)
     source = store.table(EVENTS if dataset == "events" else CONSUMPTION)
     assert compact_table(source).partitions_rewritten > 0  # old and new rows now share files
@@ -171,15 +161,6 @@ def test_incremental_delivery_after_expiry_and_compaction_has_every_new_row_once
     full = runner.run(["research-1"], full=True)[0]
     union = Counter(_keys_of(Path(first.location or ""))) + Counter(_keys_of(Path(second.location or "")))
     assert union == Counter(_keys_of(Path(full.location or ""))) and max(union.values()) == 1
-
-
-def _refine(lake: LakehouseSettings) -> None:
-    from lakehouse.catalog import open_catalog
-    from lakehouse.refine import refine_consumption, refine_registration
-
-    catalog = open_catalog(lake)
-    refine_consumption(catalog, lake)
-    refine_registration(catalog, lake)
 
 
 def test_verify_names_what_is_wrong(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -226,7 +207,9 @@ def test_one_grant_failing_does_not_stop_the_others(market, tmp_path: Path) -> N
     land_records(lake, records[:300])
     (tmp_path / "a-file").write_bytes(b"not a directory")
     runner = _runner(lake, tmp_path)
-    runner.registry.add(_grant(sim, tmp_path, grant_id="broken", dataset="events", destination=str(tmp_path / "a-file")))
+    runner.registry.add(
+        _grant(sim, tmp_path, grant_id="broken", dataset="events", destination=str(tmp_path / "a-file"))
+    )
     runner.registry.add(_grant(sim, tmp_path, grant_id="fine", dataset="events"))
     outcomes = {o.grant_id: o for o in runner.run()}
     assert outcomes["broken"].status.startswith("failed:") and outcomes["fine"].status == "made"

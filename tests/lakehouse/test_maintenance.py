@@ -101,3 +101,30 @@ def test_expiry_keeps_at_most_max_snapshots_untagged_however_young(tmp_path: Pat
     ]  # the tag, and the newest three
     unlimited = lake.model_copy(update={"max_snapshots": 0})
     assert expire_table(writer.events, unlimited, orphan_min_age=timedelta(days=1)).snapshots_expired == 0
+
+
+def test_a_tag_with_a_max_age_lapses_and_its_snapshot_expires(tmp_path: Path) -> None:
+    # a crashed quality run leaves its tags behind: they lapse, and retention takes their snapshots
+    from datetime import UTC, datetime
+
+    from lakehouse.maintenance import expire_old_snapshots
+    from lakehouse.store import Store
+    from lakehouse.tables import EVENTS
+
+    lake = LakehouseSettings(warehouse=str(tmp_path / "w"), keep_last_snapshots=1, max_snapshots=1)
+    writer = LandingWriter(lake)
+    for events, quarantine, offsets in simulated_batches(4, 100):
+        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    first, second = (s.snapshot_id for s in list_snapshots(writer.events)[:2])
+    store = Store(lake)
+    store.move_tag(EVENTS, "quality-crashed", first, max_age=timedelta(hours=2))
+    store.move_tag(EVENTS, "settlement-run-1", second)
+    now = datetime.now(UTC)
+    assert expire_old_snapshots(writer.events, lake, now + timedelta(hours=1)) == 1  # the third only
+    assert set(writer.events.metadata.refs) == {"main", "quality-crashed", "settlement-run-1"}
+    assert expire_old_snapshots(writer.events, lake, now + timedelta(hours=3)) == 1  # the lapsed tag's
+    assert set(writer.events.metadata.refs) == {"main", "settlement-run-1"}
+    assert first not in {s.snapshot_id for s in list_snapshots(writer.events)}
+    store.remove_tag(EVENTS, "settlement-run-1")
+    store.remove_tag(EVENTS, "settlement-run-1")  # already gone: nothing to do
+    assert set(store.table(EVENTS).metadata.refs) == {"main"}

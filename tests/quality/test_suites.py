@@ -132,3 +132,49 @@ def test_the_data_docs_index_renders_in_a_real_browser_with_every_rule(faulty: F
     subprocess.run(["chromium", *flags, "--window-size=1400,1000", f"--screenshot={png}", index],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
     assert png.stat().st_size > 20_000  # a page was painted, not a blank
+
+
+def test_a_run_keeps_its_snapshots_while_ingest_and_expiry_go_on(tmp_path: Path) -> None:
+    """Ingest, compaction, a one-snapshot ceiling and orphan deletion during a run: it still reads
+    the files of the snapshots it pinned."""
+    from datetime import timedelta
+
+    from lakehouse.maintenance import compact_table, delete_orphans, expire_old_snapshots
+    from lakehouse.tables import CONSUMPTION, EVENTS, REGISTRATION
+
+    lake = LakehouseSettings(warehouse=str(tmp_path / "warehouse"))
+    _, records = simulated(60, 3, START, 505, 0.0)
+    consumption = [i for i, r in enumerate(records) if r.interface == "IF-021"]
+    half = consumption[len(consumption) // 2]
+    land_records(lake, records[:half])
+    store = Store(lake)
+    pinned = store.resolve(EVENTS)
+    ceiling = lake.model_copy(update={"max_snapshots": 1, "keep_last_snapshots": 1})
+    expired: list[int] = []
+
+    def meanwhile(day: date) -> None:
+        if expired:
+            return
+        assert any(r.startswith("quality-") for r in store.table(EVENTS).metadata.refs)
+        land_records(lake, records[half:], 2, earlier=records[:half])
+        for name in (EVENTS, CONSUMPTION, REGISTRATION):
+            compact_table(store.table(name))
+            expired.append(expire_old_snapshots(store.table(name), ceiling))
+            delete_orphans(store.table(name), ceiling, timedelta(0))
+
+    runner = QualityRunner(store, QualitySettings(docs_dir=tmp_path / "docs"), docs=False)
+    undisturbed = runner.run()
+    run = runner.run(on_date=meanwhile)
+    assert sum(expired) > 0 and len(run.validated) >= 2
+
+    def evaluated(r: object) -> dict[tuple[date, str], int]:
+        return {(d.day, o.suite): o.evaluated for d in r.validated for o in d.outcomes}  # type: ignore[attr-defined]
+
+    assert evaluated(run) == evaluated(undisturbed)  # the same rows, not an expired snapshot's nothing
+    runs = read_table(lake, QUALITY_RUNS).to_pylist()
+    assert {r["events_snapshot_id"] for r in runs} == {pinned}
+    for name in (EVENTS, CONSUMPTION, REGISTRATION):  # the run's tags are gone, and the snapshots they held
+        table = store.table(name)
+        table.refresh()
+        assert not [r for r in table.metadata.refs if r.startswith("quality-")]
+    assert expire_old_snapshots(store.table(EVENTS), ceiling) > 0

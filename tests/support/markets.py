@@ -22,11 +22,19 @@ def simulated(
     return sim, list(sim.records())
 
 
-def land_records(lake: LakehouseSettings, records: list[SimRecord], batches: int = 4) -> None:
-    """Land ``records`` in a few batches through the real writer, then refine both typed tables."""
+def land_records(
+    lake: LakehouseSettings, records: list[SimRecord], batches: int = 4, earlier: list[SimRecord] | None = None
+) -> None:
+    """Land ``records`` in a few batches through the real writer, then refine both typed tables.
+
+    ``earlier``: the records landed before, whose offsets these continue.
+    """
+    offsets: dict[tuple[str, int], int] = {}
+    if earlier:
+        decoded_batches(earlier, 1, len(earlier), offsets)
     writer = LandingWriter(lake)
-    for events, quarantine, offsets in decoded_batches(records, batches, len(records) // batches + 1):
-        writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
+    for events, quarantine, next_offsets in decoded_batches(records, batches, len(records) // batches + 1, offsets):
+        writer.commit(events, quarantine, GROUP, next_offsets, {}, max_attempts=5)
     catalog = open_catalog(lake)
     refine_consumption(catalog, lake)
     refine_registration(catalog, lake)
