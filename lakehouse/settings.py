@@ -34,11 +34,11 @@ class LakehouseSettings(BaseSettings):
     )
     keep_last_snapshots: int = Field(default=10, ge=1, description="always keep at least this many")
     max_snapshots: int = Field(
-        default=0,
+        default=500,
         ge=0,
         description="expiry keeps at most this many untagged snapshots, however young (0: no limit): each "
-        "one retained makes every commit slower (~0.14 ms); incremental deliveries and quality runs need "
-        "the snapshots since their start (docs/capacity.md)",
+        "one retained makes every commit slower (~0.14 ms); time travel by snapshot reaches back this many "
+        "commits, then tags and landed_at (docs/capacity.md)",
     )
     maintenance_every_commits: int = Field(
         default=50, ge=1, description="the writer expires old snapshots every this many commits"
