@@ -113,7 +113,7 @@ class DeliveryRunner:
         expired start snapshot must not stop the deliveries of the others (a re-run retries it)."""
         try:
             return self.deliver(grant, full)
-        except (DeliveryError, LakehouseError, OSError) as exc:
+        except Exception as exc:  # whatever it was, the other grants go on
             log.error("delivery_failed", extra={"grant": grant.grant_id, "error": f"{type(exc).__name__}: {exc}"})
             return Outcome(grant.grant_id, f"failed: {exc}")
 
@@ -135,6 +135,11 @@ class DeliveryRunner:
         delivery_id = f"{grant.grant_id}-{snapshot_to}{'-full' if full or snapshot_from is None else ''}"
         if any(r["delivery_id"] == delivery_id for r in self._store.read(DELIVERIES).to_pylist()):
             return Outcome(grant.grant_id, "already made", delivery_id)
+        # both ends held by tags while the files are written (it may take longer than the snapshots
+        # retention keeps): the start re-pointed in case a crash came between recording and tagging
+        if snapshot_from is not None:
+            self._store.move_tag(source, f"delivery-{grant.grant_id}", snapshot_from)
+        self._store.move_tag(source, f"delivery-{grant.grant_id}-next", snapshot_to)
         location = f"{grant.destination.rstrip('/')}/{grant.grant_id}/{delivery_id}"
         fs, root, _ = filesystem_for_location(location, storage_properties(self._store.settings))
         manifest = self._finished(fs, root)

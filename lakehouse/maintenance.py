@@ -101,10 +101,17 @@ def remove_lapsed_tags(table: Table, now: datetime) -> list[str]:
         and now_ms - snap.timestamp_ms > ref.max_ref_age_ms
     ]
     if lapsed:
-        manage = table.manage_snapshots()
-        for name in lapsed:
-            manage = manage.remove_tag(name)
-        manage.commit()
+
+        def attempt(n: int) -> None:
+            if n > 1:
+                table.refresh()
+            manage = table.manage_snapshots()
+            for name in lapsed:
+                if name in table.metadata.refs:
+                    manage = manage.remove_tag(name)
+            manage.commit()
+
+        retry_commit(".".join(table.name()), attempt, 20)
         table.refresh()
     return lapsed
 

@@ -167,7 +167,7 @@ def appended_since_positions(
     target = table.metadata.snapshot_by_id(to_snapshot)
     keys = position_columns(table)
     frontier = _frontier(table, since) if since is not None else None
-    if since is None or target is None or keys is None or frontier is None:
+    if since is None or target is None or keys is None or frontier is None or table.format_version < 2:
         raise SnapshotNotFoundError(name, f"{since_snapshot} as an ancestor of {to_snapshot} (expired)")
     later = _files_after(table, target, since.sequence_number or 0)
     tasks = [t for t in plan_files(table, prune, to_snapshot) if t.file.file_path in later]

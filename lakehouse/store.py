@@ -6,11 +6,13 @@ table and snapshot questions by table name; pyiceberg objects stay inside the la
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -28,7 +30,7 @@ from pyiceberg.table import Table
 
 from lakehouse.catalog import open_catalog
 from lakehouse.current import EPOCH, Versions, iter_latest_consumption
-from lakehouse.errors import CatalogUnavailableError
+from lakehouse.errors import CatalogUnavailableError, LakehouseError, SnapshotNotFoundError
 from lakehouse.history import SnapshotInfo, list_snapshots, resolve_snapshot
 from lakehouse.offsets import TP, snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events, typed_filters
@@ -47,6 +49,7 @@ from lakehouse.storage import filesystem_for_paths
 from lakehouse.tables import CONSUMPTION, EVENTS, LEASES, QUARANTINE, TABLES, ensure_table
 from lakehouse.writer import append_rows
 
+log = logging.getLogger(__name__)
 DATE_COLUMN = {
     "events": "settlement_date",
     "consumption": "utc_settlement_date",
@@ -360,6 +363,8 @@ class Store:
 
         def attempt(_: int) -> None:
             table.refresh()
+            if table.metadata.snapshot_by_id(snapshot_id) is None:
+                raise SnapshotNotFoundError(".".join(table.name()), f"{snapshot_id} to tag {tag}")
             ref = table.metadata.refs.get(tag)
             if ref is not None and ref.snapshot_id == snapshot_id and ref.max_ref_age_ms == age_ms:
                 return
@@ -367,8 +372,37 @@ class Store:
             if ref is not None:
                 manage = manage.remove_tag(tag)
             manage.create_tag(snapshot_id, tag, max_ref_age_ms=age_ms).commit()
+            table.refresh()  # an expiry committed meanwhile removes the snapshot, and the tag with it
+            if table.metadata.refs.get(tag) is None:
+                raise SnapshotNotFoundError(".".join(table.name()), f"{snapshot_id} to tag {tag} (expired)")
 
         retry_commit(".".join(table.name()), attempt, 20)
+
+    @contextlib.contextmanager
+    def holding(self, snapshots: Mapping[str, int | None], tag: str, max_age: timedelta) -> Iterator[None]:
+        """Tag ``snapshots`` (table name -> snapshot ID) while the block runs, so expiry cannot take a
+        snapshot a long reader pinned; the tags lapse ``max_age`` from now if the process dies first.
+
+        Raises:
+            SnapshotNotFoundError: if a snapshot has already been expired.
+        """
+        held: list[str] = []
+        now_ms = datetime.now(UTC).timestamp() * 1000
+        try:
+            for name, snapshot_id in snapshots.items():
+                if snapshot_id is None:
+                    continue
+                snap = self.table(name).metadata.snapshot_by_id(snapshot_id)
+                age = timedelta(milliseconds=max(0.0, now_ms - snap.timestamp_ms)) if snap is not None else timedelta(0)
+                self.move_tag(name, tag, snapshot_id, max_age=age + max_age)  # Iceberg counts from the snapshot
+                held.append(name)
+            yield
+        finally:
+            for name in held:
+                try:
+                    self.remove_tag(name, tag)
+                except LakehouseError as exc:  # it lapses on its own
+                    log.warning("tag_not_removed", extra={"table": name, "tag": tag, "error": str(exc)})
 
     def remove_tag(self, name: str, tag: str) -> None:
         """Remove tag ``tag`` of ``name`` if it is there.

@@ -112,8 +112,22 @@ def certify(
     events_snap = store.resolve(EVENTS)
     quarantine_snap = store.resolve(QUARANTINE)
     consumption_snap = store.resolve(CONSUMPTION)
-    days = sorted(dates) if dates is not None else store.settlement_dates(EVENTS, events_snap)
     run_id = run_id or f"c-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    pins = {EVENTS: events_snap, QUARANTINE: quarantine_snap, CONSUMPTION: consumption_snap}
+    with store.holding(pins, f"certify-{run_id}", timedelta(days=2)):  # read date by date, for minutes
+        return _certify(store, settings, dates, run_id, events_snap, quarantine_snap, consumption_snap)
+
+
+def _certify(
+    store: Store,
+    settings: QualitySettings,
+    dates: Sequence[date] | None,
+    run_id: str,
+    events_snap: int | None,
+    quarantine_snap: int | None,
+    consumption_snap: int | None,
+) -> list[Certificate]:
+    days = sorted(dates) if dates is not None else store.settlement_dates(EVENTS, events_snap)
     catalogue = load_topic_catalogue()
     gaps = {t.name: offset_gaps(store, t.name, events_snap, quarantine_snap) for t in catalogue.topics}
     quarantined = _quarantined_per_topic(store, quarantine_snap)

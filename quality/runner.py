@@ -9,10 +9,9 @@ half-written run.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -29,7 +28,7 @@ from quality.suites import SUITES
 from quality.validate import SuiteOutcome, Validator
 
 DEAPPOINTMENT_TOPIC = "mhhs.registration.if-037"
-PIN_MAX_AGE = timedelta(days=2)  # a run's tags, measured from the pinned snapshot's time
+PIN_MAX_AGE = timedelta(days=2)  # a crashed run's tags lapse after this
 _SUITES_VERSION = hashlib.sha256("|".join(c.key for checks in SUITES.values() for c in checks).encode()).hexdigest()
 
 
@@ -106,23 +105,10 @@ class QualityRunner:
         """
         pins = self.pins()
         run = QualityRun(run_id=f"q-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}")
-        with self._held(pins, run.run_id):
+        # tagged while the run reads them: ingest, expiry and compaction go on meanwhile
+        held = {EVENTS: pins.events, CONSUMPTION: pins.consumption, REGISTRATION: pins.registration}
+        with self._store.holding(held, f"quality-{run.run_id}", PIN_MAX_AGE):
             return self._run(run, pins, dates, since_last, on_date)
-
-    @contextlib.contextmanager
-    def _held(self, pins: Pins, run_id: str) -> Iterator[None]:
-        """Tag the pinned snapshots for the length of the run, so expiry (a snapshot ceiling under
-        busy ingest) cannot take them mid-run; a crashed run's tags lapse after ``PIN_MAX_AGE``."""
-        tags = [(n, s) for n, s in ((EVENTS, pins.events), (CONSUMPTION, pins.consumption),
-                                    (REGISTRATION, pins.registration)) if s is not None]  # fmt: skip
-        tag = f"quality-{run_id}"
-        try:
-            for name, snapshot in tags:
-                self._store.move_tag(name, tag, snapshot, max_age=PIN_MAX_AGE)
-            yield
-        finally:
-            for name, _ in tags:
-                self._store.remove_tag(name, tag)
 
     def _run(
         self,

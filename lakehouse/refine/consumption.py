@@ -326,7 +326,10 @@ def _refine_windows(
             partition_offsets=tuple((p, lo, hi) for p, (lo, hi) in sorted(windows.items())),
         )
         events.refresh()  # DuckDB reads the current metadata file: older ones are deleted as ingest commits
-        sql, dates = _source(events, source_id, query, con)
+        # the window's offsets are below what source_id held, so every later snapshot has the same rows:
+        # read the current one (source_id may be expired by now, under busy ingest)
+        current = events.current_snapshot()
+        sql, dates = _source(events, current.snapshot_id if current is not None else source_id, query, con)
         try:
             refined = explode_consumption(con, sql, dates, target)
         finally:

@@ -218,6 +218,45 @@ def test_one_grant_failing_does_not_stop_the_others(market, tmp_path: Path) -> N
     assert {o.grant_id: o.status for o in runner.run()} == {"broken": "made", "fine": "nothing new"}
 
 
+def test_a_crash_between_recording_and_tagging_loses_no_start(  # type: ignore[no-untyped-def]
+    market, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery is recorded, then the process dies before moving its tag; a ceiling expires
+    everything untagged: the next delivery still starts where the recorded one ended."""
+    from lakehouse.maintenance import expire_old_snapshots
+    from lakehouse.tables import EVENTS
+
+    sim, records, lake = market
+    thirds = (len(records) // 3, 2 * len(records) // 3)
+    land_records(lake, records[: thirds[0]])
+    runner = _runner(lake, tmp_path)
+    runner.registry.add(_grant(sim, tmp_path, dataset="events"))
+    first = runner.run()[0]
+    land_records(lake, records[thirds[0] : thirds[1]], 2, earlier=records[: thirds[0]])
+    real = Store.move_tag
+
+    def dies_after_recording(self: Store, name: str, tag: str, snapshot_id: int, **kw: object) -> None:
+        if tag == "delivery-research-1" and snapshot_id != first_to:
+            raise KeyboardInterrupt  # the process is killed: not an error the run could catch
+        real(self, name, tag, snapshot_id, **kw)  # type: ignore[arg-type]
+
+    first_to = int(read_table(lake, DELIVERIES).to_pylist()[0]["snapshot_to"])
+    monkeypatch.setattr(Store, "move_tag", dies_after_recording)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    monkeypatch.setattr(Store, "move_tag", real)
+    second = next(r for r in read_table(lake, DELIVERIES).to_pylist() if r["snapshot_to"] != first_to)
+    land_records(lake, records[thirds[1] :], 2, earlier=records[: thirds[1]])
+    ceiling = lake.model_copy(update={"max_snapshots": 1, "keep_last_snapshots": 1})
+    assert expire_old_snapshots(Store(lake).table(EVENTS), ceiling) > 0
+    third = runner.run()[0]
+    assert third.status == "made"
+    full = runner.run(full=True)[0]
+    union = Counter(_keys_of(Path(first.location or ""))) + Counter(_keys_of(Path(second["location"])))
+    union += Counter(_keys_of(Path(third.location or "")))
+    assert union == Counter(_keys_of(Path(full.location or ""))) and max(union.values()) == 1
+
+
 def test_delivered_files_leak_nothing_a_third_party_may_not_see(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sim, records, lake = market
     land_records(lake, records)
