@@ -72,24 +72,38 @@ def schema_version(table: Table) -> int:
 def migrate(table: Table, name: str, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
     """Apply the pending migrations of table ``name`` in order; return the versions applied.
 
+    Processes opening the table at once (``--processes``, an API beside ingest) race to apply a
+    migration: the losers re-read the table and find it applied.
+
     Raises:
         MigrationError: if a migration would drop, rename or retype a field (it is not committed).
+        CommitConflictError: if the table keeps changing under every attempt.
     """
+    from lakehouse.retry import retry_commit
+
     applied: list[int] = []
     for m in sorted((m for m in migrations if m.table == name), key=lambda m: m.version):
-        if m.version <= schema_version(table):
-            continue
-        before = {f.field_id: (f.name, f.field_type) for f in table.schema().fields}
-        with table.transaction() as tx:
-            with tx.update_schema() as update:
-                m.apply(update)
-            after = {f.field_id: (f.name, f.field_type) for f in tx.table_metadata.schema().fields}
-            changed = [fid for fid, spec in before.items() if after.get(fid) != spec]
-            if changed:
-                raise MigrationError(f"migration {m.version} of {name} is not additive (fields {changed})")
-            tx.set_properties({VERSION_PROPERTY: str(m.version)})
+
+        def attempt(n: int, m: Migration = m) -> bool:
+            """Apply ``m`` unless it is there; a race lost to another process re-reads and finds it."""
+            if n > 1:
+                table.refresh()
+            if m.version <= schema_version(table):
+                return False
+            before = {f.field_id: (f.name, f.field_type) for f in table.schema().fields}
+            with table.transaction() as tx:
+                with tx.update_schema() as update:
+                    m.apply(update)
+                after = {f.field_id: (f.name, f.field_type) for f in tx.table_metadata.schema().fields}
+                changed = [fid for fid, spec in before.items() if after.get(fid) != spec]
+                if changed:
+                    raise MigrationError(f"migration {m.version} of {name} is not additive (fields {changed})")
+                tx.set_properties({VERSION_PROPERTY: str(m.version)})
+            return True
+
+        if retry_commit(".".join(table.name()), attempt, 10):
+            applied.append(m.version)
         table.refresh()
-        applied.append(m.version)
     return applied
 
 

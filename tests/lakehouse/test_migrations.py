@@ -29,6 +29,14 @@ def test_an_additive_migration_keeps_old_snapshots_readable(landed: LandingWrite
     assert now["note"].null_count == now.num_rows
 
 
+def test_processes_racing_to_migrate_apply_it_once(landed: LandingWriter, lake: LakehouseSettings) -> None:
+    add = Migration(EVENTS, 1, "add a note column", lambda u: u.add_column("note", StringType(), doc="free text"))
+    first, second = (open_catalog(lake).load_table(identifier(lake, EVENTS)) for _ in range(2))  # both before it
+    assert migrate(first, EVENTS, [add]) == [1]
+    assert migrate(second, EVENTS, [add]) == []  # lost the race: re-read, found it applied
+    assert schema_version(second) == 1 and second.schema().column_names.count("note") == 1
+
+
 def test_a_destructive_migration_is_refused_and_changes_nothing(landed: LandingWriter) -> None:
     table = landed.events
     drop = Migration(EVENTS, 7, "drop a column", lambda u: u.delete_column("gsp_group"))
