@@ -32,7 +32,7 @@ from deliveries.manifest import MANIFEST, SIGNATURE, FileEntry, Manifest, sha256
 from deliveries.registry import SOURCE_TABLE, GrantRegistry
 from deliveries.settings import DeliveriesSettings
 from deliveries.signing import SigningKey, sign_detached
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import LakehouseError, SnapshotNotFoundError
 from lakehouse.formats import ChunkWriter
 from lakehouse.read import prefetched
 from lakehouse.storage import filesystem_for_location, storage_properties
@@ -137,9 +137,12 @@ class DeliveryRunner:
             return Outcome(grant.grant_id, "already made", delivery_id)
         # both ends held by tags while the files are written (it may take longer than the snapshots
         # retention keeps): the start re-pointed in case a crash came between recording and tagging
-        if snapshot_from is not None:
-            self._store.move_tag(source, f"delivery-{grant.grant_id}", snapshot_from)
-        self._store.move_tag(source, f"delivery-{grant.grant_id}-next", snapshot_to)
+        try:
+            if snapshot_from is not None:
+                self._store.move_tag(source, f"delivery-{grant.grant_id}", snapshot_from)
+            self._store.move_tag(source, f"delivery-{grant.grant_id}-next", snapshot_to)
+        except SnapshotNotFoundError as exc:
+            raise DeliveryError(f"{grant.grant_id}: {exc}; deliver with --full") from exc
         location = f"{grant.destination.rstrip('/')}/{grant.grant_id}/{delivery_id}"
         fs, root, _ = filesystem_for_location(location, storage_properties(self._store.settings))
         manifest = self._finished(fs, root)
@@ -177,7 +180,11 @@ class DeliveryRunner:
         if fs.get_file_info(root).type == pafs.FileType.Directory:
             fs.delete_dir_contents(root)  # what a crashed attempt left: it is written again
         fs.create_dir(root, recursive=True)
-        files = _write_files(fs, root, prefetched(batches), schema, grant.format, self._settings.file_rows)
+        try:
+            files = _write_files(fs, root, prefetched(batches), schema, grant.format, self._settings.file_rows)
+        except SnapshotNotFoundError as exc:  # found while reading: the start's tag gone, or no positions
+            fs.delete_dir_contents(root)  # no half delivery left where recipients look
+            raise DeliveryError(f"{grant.grant_id}: {exc}; deliver with --full") from exc
         manifest = Manifest(
             delivery_id=delivery_id,
             grant_id=grant.grant_id,

@@ -257,6 +257,29 @@ def test_a_crash_between_recording_and_tagging_loses_no_start(  # type: ignore[n
     assert union == Counter(_keys_of(Path(full.location or ""))) and max(union.values()) == 1
 
 
+def test_a_delivery_whose_start_is_gone_says_deliver_full_and_leaves_no_files(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from lakehouse.maintenance import expire_old_snapshots
+    from lakehouse.tables import EVENTS
+
+    sim, records, lake = market
+    half = len(records) // 2
+    land_records(lake, records[:half])
+    runner = _runner(lake, tmp_path)
+    runner.registry.add(_grant(sim, tmp_path, dataset="events"))
+    assert runner.run()[0].status == "made"
+    land_records(lake, records[half:], 2, earlier=records[:half])
+    store = Store(lake)
+    for tag in ("delivery-research-1", "delivery-research-1-next"):  # an operator removed the tags
+        store.remove_tag(EVENTS, tag)
+    ceiling = lake.model_copy(update={"max_snapshots": 1, "keep_last_snapshots": 1})
+    assert expire_old_snapshots(store.table(EVENTS), ceiling) > 0
+    failed = runner.run()[0]
+    assert failed.status.startswith("failed:") and "deliver with --full" in failed.status
+    made = [p for p in (tmp_path / "out" / "research-1").iterdir() if any(p.iterdir())]
+    assert len(made) == 1  # the first delivery only: nothing half-written beside it
+    assert runner.run(full=True)[0].status == "made"
+
+
 def test_delivered_files_leak_nothing_a_third_party_may_not_see(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sim, records, lake = market
     land_records(lake, records)
