@@ -23,6 +23,9 @@ from lakehouse.query import EventQuery
 from lakehouse.store import Store
 from lakehouse.tables import CONSUMPTION, EVENTS, TABLES
 
+# rewritten rather than appended to: delivered whole every time, whatever was delivered before
+DELIVERED_WHOLE = frozenset({"registration"})
+
 
 def grant_policy(policy: Policy, grant: Grant) -> Policy:
     """The third-party policy with the grant's (stricter) overrides."""
@@ -54,7 +57,7 @@ def grant_rows(
     events_snapshot = store.resolve(EVENTS)
     if snapshot_to is None:
         return guard.protect(principal, iter(()), TABLES[name].arrow_schema, events_snapshot, grant.columns)
-    since = None if grant.dataset == "registration" else snapshot_from
+    since = None if grant.dataset in DELIVERED_WHOLE else snapshot_from
     query = EventQuery(topics=grant.topics, date_from=grant.date_from, date_to=grant.date_to, mpans=grant.mpans)
     if grant.dataset == "consumption_aggregate":
         return _aggregate(store, guard, grant, principal, since, snapshot_to, batch_rows)

@@ -26,7 +26,7 @@ from pyarrow import fs as pafs
 from access.grants import Grant
 from access.guard import AccessGuard
 from access.policy import Policy
-from deliveries.datasets import grant_policy, grant_rows
+from deliveries.datasets import DELIVERED_WHOLE, grant_policy, grant_rows
 from deliveries.errors import DeliveryError
 from deliveries.manifest import MANIFEST, SIGNATURE, FileEntry, Manifest, sha256_of
 from deliveries.registry import SOURCE_TABLE, GrantRegistry
@@ -138,7 +138,7 @@ class DeliveryRunner:
         # both ends held by tags while the files are written (it may take longer than the snapshots
         # retention keeps): the start re-pointed in case a crash came between recording and tagging
         try:
-            if snapshot_from is not None:
+            if snapshot_from is not None and grant.dataset not in DELIVERED_WHOLE:
                 self._store.move_tag(source, f"delivery-{grant.grant_id}", snapshot_from)
             self._store.move_tag(source, f"delivery-{grant.grant_id}-next", snapshot_to)
         except SnapshotNotFoundError as exc:
