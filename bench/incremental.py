@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.commits < 2 or args.rows < 1 or args.rounds < 1:
+        parser.error("--commits must be at least 2 (half are read), --rows and --rounds at least 1")
     batch = sample_batch(args.rows)
     with tempfile.TemporaryDirectory() as tmp:
         lake = LakehouseSettings(warehouse=tmp, max_snapshots=0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 from pyiceberg.expressions import LessThanOrEqual
@@ -12,6 +13,7 @@ from pyiceberg.table.refs import SnapshotRefType
 
 from lakehouse.errors import LakehouseError, SnapshotNotFoundError
 from lakehouse.offsets import snapshot_offsets
+from lakehouse.retry import retry_commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,59 @@ def create_tag(table: Table, name: str, snapshot_id: int | None = None) -> int:
         raise LakehouseError(f"{'.'.join(table.name())} has no snapshot to tag yet")
     table.manage_snapshots().create_tag(target, name).commit()
     return target
+
+
+def move_tag(table: Table, tag: str, snapshot_id: int, max_age: timedelta | None = None) -> None:
+    """Point tag ``tag`` at ``snapshot_id``, creating or moving it (retention keeps tagged snapshots).
+
+    With ``max_age`` the tag lapses once its snapshot is that old (Iceberg's ``max-ref-age-ms``:
+    expiry removes it), so a tag a crashed process left behind does not keep its snapshot for ever.
+
+    Raises:
+        SnapshotNotFoundError: if the snapshot is not retained, or an expiry took it meanwhile
+            (which drops the refs to what it removes).
+        CommitConflictError: if the commit keeps losing races (with ingest, say).
+    """
+    name = ".".join(table.name())
+    age_ms = int(max_age.total_seconds() * 1000) if max_age is not None else None
+
+    def attempt(_: int) -> None:
+        table.refresh()
+        if table.metadata.snapshot_by_id(snapshot_id) is None:
+            raise SnapshotNotFoundError(name, f"{snapshot_id} to tag {tag}")
+        ref = table.metadata.refs.get(tag)
+        if ref is not None and ref.snapshot_id == snapshot_id and ref.max_ref_age_ms == age_ms:
+            return
+        manage = table.manage_snapshots()
+        if ref is not None:
+            manage = manage.remove_tag(tag)
+        manage.create_tag(snapshot_id, tag, max_ref_age_ms=age_ms).commit()
+        table.refresh()
+        if table.metadata.refs.get(tag) is None:
+            raise SnapshotNotFoundError(name, f"{snapshot_id} to tag {tag} (expired)")
+
+    retry_commit(name, attempt, 20)
+
+
+def remove_tags(table: Table, tags: Iterable[str]) -> None:
+    """Remove ``tags`` (those still there) in one commit.
+
+    Raises:
+        CommitConflictError: if the commit keeps losing races.
+    """
+    wanted = list(tags)
+
+    def attempt(_: int) -> None:
+        table.refresh()
+        present = [t for t in wanted if t in table.metadata.refs]
+        if present:
+            manage = table.manage_snapshots()
+            for t in present:
+                manage = manage.remove_tag(t)
+            manage.commit()
+
+    retry_commit(".".join(table.name()), attempt, 20)
+    table.refresh()
 
 
 def _last_committed_at(table: Table, as_of: datetime) -> int:

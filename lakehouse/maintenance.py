@@ -25,6 +25,7 @@ from pyiceberg.table.snapshots import Operation, Summary
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.typedef import EMPTY_DICT
 
+from lakehouse.history import remove_tags
 from lakehouse.offsets import OFFSETS_KEY
 from lakehouse.read import partition_values
 from lakehouse.retry import retry_commit
@@ -101,18 +102,7 @@ def remove_lapsed_tags(table: Table, now: datetime) -> list[str]:
         and now_ms - snap.timestamp_ms > ref.max_ref_age_ms
     ]
     if lapsed:
-
-        def attempt(n: int) -> None:
-            if n > 1:
-                table.refresh()
-            manage = table.manage_snapshots()
-            for name in lapsed:
-                if name in table.metadata.refs:
-                    manage = manage.remove_tag(name)
-            manage.commit()
-
-        retry_commit(".".join(table.name()), attempt, 20)
-        table.refresh()
+        remove_tags(table, lapsed)
     return lapsed
 
 

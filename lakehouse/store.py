@@ -30,8 +30,8 @@ from pyiceberg.table import Table
 
 from lakehouse.catalog import open_catalog
 from lakehouse.current import EPOCH, Versions, iter_latest_consumption
-from lakehouse.errors import CatalogUnavailableError, LakehouseError, SnapshotNotFoundError
-from lakehouse.history import SnapshotInfo, list_snapshots, resolve_snapshot
+from lakehouse.errors import CatalogUnavailableError, LakehouseError
+from lakehouse.history import SnapshotInfo, list_snapshots, move_tag, remove_tags, resolve_snapshot
 from lakehouse.offsets import TP, snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events, typed_filters
 from lakehouse.read import (
@@ -350,33 +350,13 @@ class Store:
         self.claim_lease(name, holder, 0.0, now)
 
     def move_tag(self, name: str, tag: str, snapshot_id: int, max_age: timedelta | None = None) -> None:
-        """Point tag ``tag`` of ``name`` at ``snapshot_id`` (retention keeps tagged snapshots).
-
-        With ``max_age`` the tag lapses once its snapshot is that old: expiry removes it (a tag a
-        crashed process left behind does not keep its snapshot for ever).
+        """Point tag ``tag`` of ``name`` at ``snapshot_id`` (``lakehouse.history.move_tag``).
 
         Raises:
-            CommitConflictError: if the commit keeps losing races (with ingest, say).
+            SnapshotNotFoundError: if the snapshot is not (or no longer) retained.
+            CommitConflictError: if the commit keeps losing races.
         """
-        table = self.table(name)
-        age_ms = int(max_age.total_seconds() * 1000) if max_age is not None else None
-
-        def attempt(_: int) -> None:
-            table.refresh()
-            if table.metadata.snapshot_by_id(snapshot_id) is None:
-                raise SnapshotNotFoundError(".".join(table.name()), f"{snapshot_id} to tag {tag}")
-            ref = table.metadata.refs.get(tag)
-            if ref is not None and ref.snapshot_id == snapshot_id and ref.max_ref_age_ms == age_ms:
-                return
-            manage = table.manage_snapshots()
-            if ref is not None:
-                manage = manage.remove_tag(tag)
-            manage.create_tag(snapshot_id, tag, max_ref_age_ms=age_ms).commit()
-            table.refresh()  # an expiry committed meanwhile removes the snapshot, and the tag with it
-            if table.metadata.refs.get(tag) is None:
-                raise SnapshotNotFoundError(".".join(table.name()), f"{snapshot_id} to tag {tag} (expired)")
-
-        retry_commit(".".join(table.name()), attempt, 20)
+        move_tag(self.table(name), tag, snapshot_id, max_age)
 
     @contextlib.contextmanager
     def holding(self, snapshots: Mapping[str, int | None], tag: str, max_age: timedelta) -> Iterator[None]:
@@ -410,14 +390,7 @@ class Store:
         Raises:
             CommitConflictError: if the commit keeps losing races.
         """
-        table = self.table(name)
-
-        def attempt(_: int) -> None:
-            table.refresh()
-            if tag in table.metadata.refs:
-                table.manage_snapshots().remove_tag(tag).commit()
-
-        retry_commit(".".join(table.name()), attempt, 20)
+        remove_tags(self.table(name), [tag])
 
     def append(self, name: str, rows: pa.Table) -> int | None:
         """Append rows to ``name`` (retrying lost races); return the new snapshot ID.
