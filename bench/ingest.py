@@ -7,6 +7,9 @@ The two paths alternate ``--runs`` times over the same published messages; repor
 messages/s and MB/s for both, the ratio of the medians (and each round's), peak RSS (the largest
 process, and all of a run's processes together, for --processes), commit latency p50/p95 and data
 files per partition. The 1 M-message run: ``--messages 1000000 --runs 1`` (~4 min).
+It also splits one worker's busy time per message into its stages (poll, decode, commit, other:
+from the worker's log); where a stage's time goes inside, and the bound that sets on the ratio, is
+``bench/ingest_floor.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -99,11 +103,20 @@ def _children(ps: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def run_ingest(
-    bootstrap: str, topic_env: dict[str, str], warehouse: Path, log: Path, processes: int = 1
-) -> tuple[float, float, float, list[float], float]:
-    """Busy seconds (first assignment to last commit), peak RSS MB (largest process, all), commit
-    seconds, and how long after the first member the last one got its first partitions."""
+@dataclass(frozen=True)
+class IngestRun:
+    """One `mhhs ingest` run, from its log and the RSS samples."""
+
+    busy: float  # seconds, first assignment to last commit
+    peak_mb: float  # largest process
+    tree_mb: float  # all processes together
+    commits: list[float]  # commit seconds per batch
+    spread: float  # how long after the first member the last one got its first partitions
+    stages: dict[str, float]  # seconds per stage (poll, decode, commit), all members together
+
+
+def run_ingest(bootstrap: str, topic_env: dict[str, str], warehouse: Path, log: Path, processes: int = 1) -> IngestRun:
+    """Run `mhhs ingest` until idle over what the topics hold, and read what it did from its log."""
     env = dict(os.environ)
     env.update(topic_env)
     env.update(
@@ -137,6 +150,7 @@ def run_ingest(
         proc.wait()
     total = time.perf_counter() - started
     commits, first, last = [], None, None
+    stages = {"poll": 0.0, "decode": 0.0, "commit": 0.0}
     assigned: dict[str, str] = {}  # each member's first assignment
     for line in log.read_bytes().splitlines():
         try:
@@ -151,6 +165,8 @@ def run_ingest(
             assigned.setdefault(ev.get("worker", ""), ev["timestamp"])
         if ev.get("event") == "batch_committed":
             commits.append(float(ev["commit_seconds"]))
+            for stage in stages:
+                stages[stage] += float(ev.get(f"{stage}_seconds", 0.0))
             last = ev["timestamp"]
 
     busy = total
@@ -158,7 +174,7 @@ def run_ingest(
         busy = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
     starts = sorted(datetime.fromisoformat(t) for t in assigned.values())
     spread = (starts[-1] - starts[0]).total_seconds() if starts else 0.0
-    return busy, peak / 2**20, peak_tree / 2**20, commits, spread
+    return IngestRun(busy, peak / 2**20, peak_tree / 2**20, commits, spread, stages)
 
 
 def files_per_partition(warehouse: Path) -> tuple[int, int]:
@@ -196,8 +212,8 @@ def main() -> None:
         # the paths alternate, each round from the start of the same topics (a fresh group and
         # warehouse each time), so a noisy minute on this shared machine falls on one round
         bases: list[float] = []
-        ingests: list[tuple[float, float, float, list[float], float]] = []
-        scaleds: list[tuple[float, float, float, list[float], float]] = []
+        ingests: list[IngestRun] = []
+        scaleds: list[IngestRun] = []
         for r in range(args.runs):
             bases.append(baseline(bootstrap, api, list(load_topic_catalogue().names), n))
             ingests.append(run_ingest(bootstrap, {}, root / f"warehouse-{r}", root / f"ingest-{r}.log"))
@@ -205,18 +221,26 @@ def main() -> None:
                 where = root / f"warehouse-n{r}"
                 scaleds.append(run_ingest(bootstrap, {}, where, root / f"ingest-n{r}.log", args.processes))
             print(
-                f"round {r + 1}: baseline {n / bases[-1]:,.0f} msg/s, ingest {n / ingests[-1][0]:,.0f} msg/s"
-                + (f", --processes {args.processes} {n / scaleds[-1][0]:,.0f} msg/s" if scaleds else ""),
+                f"round {r + 1}: baseline {n / bases[-1]:,.0f} msg/s, ingest {n / ingests[-1].busy:,.0f} msg/s"
+                + (f", --processes {args.processes} {n / scaleds[-1].busy:,.0f} msg/s" if scaleds else ""),
                 flush=True,
             )
         files, partitions = files_per_partition(root / "warehouse-0")
     base_s = statistics.median(bases)
-    ingest_s = statistics.median(i[0] for i in ingests)
-    peak_mb, tree_mb = max(i[1] for i in ingests), max(i[2] for i in ingests)
-    commits = [c for i in ingests for c in i[3]]
+    ingest_s = statistics.median(i.busy for i in ingests)
+    peak_mb, tree_mb = max(i.peak_mb for i in ingests), max(i.tree_mb for i in ingests)
+    commits = [c for i in ingests for c in i.commits]
+    # where one worker's busy time went (the round nearest the median), per message
+    typical = min(ingests, key=lambda i: abs(i.busy - ingest_s))
+    by_stage = {k: round(v / n * 1e6, 1) for k, v in typical.stages.items()}
+    by_stage["other"] = round((typical.busy - sum(typical.stages.values())) / n * 1e6, 1)
     scaled = None
     if scaleds:
-        scaled = (statistics.median(x[0] for x in scaleds), max(x[1] for x in scaleds), max(x[2] for x in scaleds))
+        scaled = (
+            statistics.median(x.busy for x in scaleds),
+            max(x.peak_mb for x in scaleds),
+            max(x.tree_mb for x in scaleds),
+        )
     mb = nbytes / 2**20
     figures = {
         "messages": n,
@@ -232,13 +256,14 @@ def main() -> None:
             "commits": len(commits),
             "commit_p50_s": round(percentile(commits, 0.5), 3),
             "commit_p95_s": round(percentile(commits, 0.95), 3),
+            "us_per_message_by_stage": by_stage,
             "data_files": files,
             "partitions": partitions,
             "files_per_partition": round(files / max(1, partitions), 2),
         },
         "ratio_ingest_to_baseline": round(base_s / ingest_s, 3),  # median baseline / median ingest
         "runs": args.runs,
-        "paired_ratios": [round(b / i[0], 3) for b, i in zip(bases, ingests, strict=True)],
+        "paired_ratios": [round(b / i.busy, 3) for b, i in zip(bases, ingests, strict=True)],
     }
     if scaled is not None:
         figures["processes"] = {
@@ -248,8 +273,8 @@ def main() -> None:
             "largest_process_peak_rss_mb": round(scaled[1]),
             "all_processes_peak_rss_mb": round(scaled[2]),
             "speedup_vs_one_process": round(ingest_s / scaled[0], 3),
-            "paired_speedups": [round(i[0] / x[0], 3) for i, x in zip(ingests, scaleds, strict=True)],
-            "last_member_assigned_after_first_s": [round(x[4], 2) for x in scaleds],
+            "paired_speedups": [round(i.busy / x.busy, 3) for i, x in zip(ingests, scaleds, strict=True)],
+            "last_member_assigned_after_first_s": [round(x.spread, 2) for x in scaleds],
             "goal_speedup": 1.5,
         }
     rows: list[tuple[str, ...]] = [
@@ -262,6 +287,7 @@ def main() -> None:
             f"{percentile(commits, 0.5):.3f} / {percentile(commits, 0.95):.3f}",
         ),
         ("ratio ingest / baseline", f"{base_s / ingest_s:.3f}", "", "", ""),
+        ("ingest us/msg: " + " / ".join(by_stage), " / ".join(f"{v:.1f}" for v in by_stage.values()), "", "", ""),
     ]
     if scaled is not None:
         rows.append(

@@ -264,6 +264,23 @@ class PolledRecords:
         self.nbytes += other.nbytes
 
 
+def columns(fetched: Iterable[Iterable[Any]]) -> PolledRecords:
+    """kafka-python's records (one iterable per partition) as columns: the worker's per-record step."""
+    out = PolledRecords.empty()
+    for msgs in fetched:
+        for m in msgs:
+            out.topics.append(m.topic)
+            out.partitions.append(m.partition)
+            out.offsets.append(m.offset)
+            out.timestamps_ms.append(m.timestamp)
+            out.timestamp_types.append(m.timestamp_type)
+            out.keys.append(m.key)
+            out.values.append(m.value)
+            out.headers.append(m.headers or [])
+            out.nbytes += max(0, m.serialized_value_size) + max(0, m.serialized_key_size)
+    return out
+
+
 class GroupConsumer:
     """A consumer-group member whose positions come from the store, not from Kafka.
 
@@ -336,19 +353,7 @@ class GroupConsumer:
             log_warning("poll_failed", exc)
             time.sleep(min(5.0, timeout_ms / 1000))
             return PolledRecords.empty()
-        out = PolledRecords.empty()
-        for msgs in fetched.values():
-            for m in msgs:
-                out.topics.append(m.topic)
-                out.partitions.append(m.partition)
-                out.offsets.append(m.offset)
-                out.timestamps_ms.append(m.timestamp)
-                out.timestamp_types.append(m.timestamp_type)
-                out.keys.append(m.key)
-                out.values.append(m.value)
-                out.headers.append(m.headers or [])
-                out.nbytes += max(0, m.serialized_value_size) + max(0, m.serialized_key_size)
-        return out
+        return columns(fetched.values())
 
     def commit(self, offsets: Mapping[TP, int]) -> bool:
         """Commit ``offsets`` to Kafka for lag tools only; failures are logged, never raised."""

@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 @dataclass
 class IngestMetrics:
-    """Records consumed / landed / quarantined, lag per partition, commit latency, batch size."""
+    """Records consumed / landed / quarantined, lag per partition, commit latency, batch size, and
+    the seconds spent per stage (where a worker's time goes: ``rate()`` of each over its sum)."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
@@ -28,6 +29,12 @@ class IngestMetrics:
             "mhhs_ingest_commit_seconds",
             "Iceberg commit latency per batch",
             buckets=(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
+        self.stage_seconds = Counter(
+            "mhhs_ingest_stage_seconds",
+            "seconds spent per stage: poll (fetching records), decode (validating, building Arrow), commit",
+            ["stage"],
             registry=r,
         )
         self.batch_records = Histogram(

@@ -39,6 +39,11 @@ def test_malformed_matrix_is_quarantined_with_its_code_and_good_records_land(
     stats = worker.run(until_idle=4)
     assert stats.commits >= 1
     assert_exactly_once(kafka_bootstrap, broker_settings, lake)
+    # where the time went, per stage, in the run's stats and the metrics alike
+    assert all(stats.stage_seconds[s] > 0 for s in ("poll", "decode", "commit")), stats.stage_seconds
+    registry = worker.metrics.registry
+    for stage, spent in stats.stage_seconds.items():
+        assert registry.get_sample_value("mhhs_ingest_stage_seconds_total", {"stage": stage}) == spent
 
     q = read_table(lake, QUARANTINE, ["transaction_id", "error_code", "error_reason", "value"]).to_pylist()
     by_txn = {}
