@@ -30,7 +30,7 @@ from pyiceberg.table import Table
 
 from lakehouse.catalog import open_catalog
 from lakehouse.current import EPOCH, Versions, iter_latest_consumption
-from lakehouse.errors import CatalogUnavailableError, LakehouseError
+from lakehouse.errors import CatalogUnavailableError, LakehouseError, SnapshotNotFoundError
 from lakehouse.history import SnapshotInfo, list_snapshots, move_tag, remove_tags, resolve_snapshot
 from lakehouse.offsets import TP, snapshot_offsets
 from lakehouse.query import EventQuery, iter_event_batches, iter_typed_batches, read_events, typed_filters
@@ -117,12 +117,19 @@ class Store:
         return list_snapshots(self.table(name))
 
     def held_offsets(self, snapshot_id: int | None) -> dict[TP, int]:
-        """Next offset per topic-partition the events snapshot holds, over every ingest group."""
+        """Next offset per topic-partition the events snapshot holds, over every ingest group.
+
+        Raises:
+            SnapshotNotFoundError: if ``snapshot_id`` is no longer retained (it held nothing, said before:
+                a replay whose pin expired meanwhile ended early, as if the store were empty).
+        """
         events = self.table(EVENTS)
-        snap = events.metadata.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
         out: dict[TP, int] = {}
-        if snap is None:
+        if snapshot_id is None:
             return out
+        snap = events.metadata.snapshot_by_id(snapshot_id)
+        if snap is None:
+            raise SnapshotNotFoundError(EVENTS, str(snapshot_id))
         for parts in snapshot_offsets(events, snap).values():
             for tp, n in parts.items():
                 out[tp] = max(out.get(tp, 0), n)

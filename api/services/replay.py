@@ -37,6 +37,8 @@ REPLAY_COLUMNS = (
 )
 
 log = logging.getLogger(__name__)
+PAGE_ATTEMPTS = 3
+"""Reads of one page when retention expires its pin meanwhile (each retry re-pins to the current snapshot)."""
 
 
 QUARANTINE_COLUMNS = (
@@ -141,10 +143,36 @@ class ReplayService:
     ) -> ReplayPage:
         """One page of everything in ``topic`` from the given positions, pinned to one snapshot.
 
+        A pin that retention expires while the page is read (between resolving and reading it) is
+        re-pinned and the page read again, as for a cursor whose pin had already expired: the caller
+        sees a page, not ``snapshot_not_found`` for a snapshot it never named.
+
         Raises:
             NotFoundError: if ``topic`` is not an MHHS topic.
             InvalidRequestError: if the cursor is bad or belongs to another replay.
         """
+        for attempt in range(1, PAGE_ATTEMPTS + 1):
+            try:
+                return self._page(
+                    principal, topic, from_offsets, from_time, to_offsets, limit, cursor, include_quarantined
+                )
+            except SnapshotNotFoundError as exc:
+                if attempt == PAGE_ATTEMPTS:
+                    raise
+                log.info("replay_pin_expired_while_reading", extra={"topic": topic, "error": str(exc)})
+        raise AssertionError("unreachable")
+
+    def _page(
+        self,
+        principal: Principal,
+        topic: str,
+        from_offsets: dict[int, int] | None,
+        from_time: datetime | None,
+        to_offsets: dict[int, int] | None,
+        limit: int,
+        cursor: str | None,
+        include_quarantined: bool,
+    ) -> ReplayPage:
         spec = self._catalogue.by_name(topic)
         if spec is None:
             raise NotFoundError(f"no topic {topic!r}", "unknown_topic")

@@ -9,11 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
+from lakehouse.errors import SnapshotNotFoundError
 from lakehouse.history import list_snapshots
 from lakehouse.maintenance import expire_table
 from lakehouse.offsets import committed_offsets
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
+from lakehouse.store import Store
 from lakehouse.tables import EVENTS, QUARANTINE
 from lakehouse.writer import LandingWriter
 from market.messages import SimRecord
@@ -121,3 +123,45 @@ def test_a_replay_whose_quarantine_snapshot_alone_was_expired_goes_on(
         cursor = docs[-1]["next_cursor"]
     assert len(_quarantined(api_lake)) > len(expected)  # the newer records are past the replay's end
     assert sorted(quarantined) == expected  # was: none, read from the expired snapshot
+
+
+def test_a_pin_expired_between_resolving_and_reading_a_page_is_repinned(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = bearer(api_settings, "MDSV", "MDS")
+    resp = client.get(f"/v1/replays/{TOPIC}", params={"limit": 5}, headers=headers)
+    docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+    seen = [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
+    pinned, cursor = docs[-1]["snapshot_id"], docs[-1]["next_cursor"]
+    assert cursor
+    writer = LandingWriter(api_lake)
+    original = Store.held_offsets
+    raced: list[int] = []
+
+    def expired_meanwhile(store: Store, snapshot_id: int | None) -> dict[tuple[str, int], int]:
+        if snapshot_id == pinned and not raced:  # the pin resolved; retention takes it before the read
+            raced.append(snapshot_id)
+            _land(api_lake, _records(seed=6)[900:])
+            expire_table(writer.events, api_lake, orphan_min_age=timedelta(days=1))
+        return original(store, snapshot_id)
+
+    monkeypatch.setattr(Store, "held_offsets", expired_meanwhile)
+    while cursor:
+        resp = client.get(f"/v1/replays/{TOPIC}", params={"cursor": cursor}, headers=headers)
+        assert resp.status_code == 200, resp.text  # was: 404 snapshot_not_found
+        docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+        seen += [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
+        cursor = docs[-1]["next_cursor"]
+    assert raced == [pinned]
+    assert pinned not in {s.snapshot_id for s in list_snapshots(writer.events)}
+    with pytest.raises(SnapshotNotFoundError):  # not "holds nothing", which a page read as the end
+        original(Store(api_lake), pinned)
+    table = read_table(api_lake, EVENTS, ["topic", "partition", "offset"])
+    expected = sorted(
+        (p, o)
+        for t, p, o in zip(
+            table["topic"].to_pylist(), table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True
+        )
+        if t == TOPIC
+    )
+    assert seen == expected  # everything once, in order (a page read as empty ended the replay early)
