@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,8 +45,9 @@ EXTENSIONS = {"parquet": "parquet", "csv": "csv", "ndjson": "ndjson"}
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one grant in a run: ``made``, ``already made``, ``nothing new``, ``not due``, or
-    ``failed: <why>`` (the other grants of the run are still delivered)."""
+    """What happened to one grant in a run: ``made``, ``already made``, ``nothing new``, ``not due``,
+    ``held back ...`` (by the scheduler, after failures), or ``failed: <why>`` (the other grants of the
+    run are still delivered)."""
 
     grant_id: str
     status: str
@@ -83,8 +84,17 @@ class DeliveryRunner:
         previous_fire = croniter(grant.schedule, now).get_prev(datetime)
         return bool(previous_fire > since)
 
-    def run(self, grant_ids: list[str] | None = None, due: bool = False, full: bool = False) -> list[Outcome]:
+    def run(
+        self,
+        grant_ids: list[str] | None = None,
+        due: bool = False,
+        full: bool = False,
+        held_back: Mapping[str, datetime] | None = None,
+    ) -> list[Outcome]:
         """Deliver the grants named (or every active one); with ``due``, only those whose time has come.
+
+        ``held_back`` names grants not to try now, with when they will be (the scheduler's backoff
+        after failures: ``deliveries.scheduler.FailureBackoff``).
 
         Raises:
             DeliveryError: for a grant that does not exist.
@@ -102,6 +112,9 @@ class DeliveryRunner:
         for grant in chosen:
             if not grant.active_at(now):
                 out.append(Outcome(grant.grant_id, f"not active ({grant.status})"))
+            elif held_back and grant.grant_id in held_back:
+                retry = held_back[grant.grant_id].strftime("%Y-%m-%dT%H:%M:%SZ")
+                out.append(Outcome(grant.grant_id, f"held back after failing (next try {retry})"))
             elif due and not self.is_due(grant, now):
                 out.append(Outcome(grant.grant_id, "not due"))
             else:

@@ -16,10 +16,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from deliveries.runner import Outcome
 from lakehouse.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,40 @@ class Job:
     run: Callable[[], object]
     cron: str | None = None
     every_seconds: float | None = None
+
+
+@dataclass
+class FailureBackoff:
+    """When the scheduler tries a failing grant again: after ``first``, then twice as long each time it
+    fails again, at most ``cap``; a grant that stops failing is tried on its schedule again.
+
+    A grant fails until someone acts (a destination to fix, a start snapshot gone: ``--full``), and the
+    deliveries job runs every minute: without it each run read the grant's rows again and logged the
+    same error. In memory: a restarted scheduler tries every grant once more at once.
+    """
+
+    first: timedelta = timedelta(minutes=1)
+    cap: timedelta = timedelta(hours=1)
+    _failing: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # grant: failures, next try
+
+    def held_back(self, now: datetime) -> dict[str, datetime]:
+        """The grants not to try at ``now``, with when they will be."""
+        return {grant: at for grant, (_, at) in self._failing.items() if at > now}
+
+    def record(self, outcomes: Iterable[Outcome], now: datetime) -> None:
+        """Note what a run at ``now`` did: a failure pushes the grant's next try back, anything tried
+        that did not fail clears it (held-back and not-due grants were not tried)."""
+        for o in outcomes:
+            if o.status.startswith("failed"):
+                failures = self._failing.get(o.grant_id, (0, now))[0] + 1
+                wait = min(self.cap, self.first * 2 ** (failures - 1))
+                self._failing[o.grant_id] = (failures, now + wait)
+                log.warning(
+                    "delivery_held_back",
+                    extra={"grant": o.grant_id, "failures": failures, "retry_at": (now + wait).isoformat()},
+                )
+            elif not o.status.startswith(("held back", "not due")):
+                self._failing.pop(o.grant_id, None)
 
 
 def run_jobs_once(jobs: list[Job], lease: Lease) -> dict[str, str]:

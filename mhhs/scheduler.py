@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from deliveries.cli import runner
-from deliveries.scheduler import Job, Lease, run_forever, run_jobs_once
+from deliveries.scheduler import FailureBackoff, Job, Lease, run_forever, run_jobs_once
 from deliveries.settings import DeliveriesSettings
 from lakehouse.catalog import open_catalog
 from lakehouse.maintenance import compact_table, expire_table
@@ -29,11 +29,20 @@ def standard_jobs(
 ) -> list[Job]:
     """The product's recurring commands, each idempotent."""
 
+    backoff = FailureBackoff()
+
     def deliver() -> str:
-        outcomes = runner().run(due=True)
+        now = datetime.now(UTC)
+        outcomes = runner().run(due=True, held_back=backoff.held_back(now))
+        backoff.record(outcomes, now)
         made = [o for o in outcomes if o.status == "made"]
         failed = [o.grant_id for o in outcomes if o.status.startswith("failed")]
-        return f"{len(made)} deliveries made" + (f", failed: {', '.join(failed)}" if failed else "")
+        held = [o.grant_id for o in outcomes if o.status.startswith("held back")]
+        return (
+            f"{len(made)} deliveries made"
+            + (f", failed: {', '.join(failed)}" if failed else "")
+            + (f", held back after failing: {', '.join(held)}" if held else "")
+        )
 
     def refine() -> str:
         from lakehouse.refine import refine_consumption, refine_registration  # DuckDB: only if refining

@@ -19,6 +19,7 @@ from access.policy import load_policy
 from deliveries.errors import VerificationError
 from deliveries.registry import GrantRegistry
 from deliveries.runner import DeliveryRunner
+from deliveries.scheduler import FailureBackoff
 from deliveries.settings import DeliveriesSettings
 from deliveries.signing import load_or_create_key, public_keys_from_jwks
 from deliveries.verify import verify_delivery
@@ -216,6 +217,42 @@ def test_one_grant_failing_does_not_stop_the_others(market, tmp_path: Path) -> N
     assert [r["grant_id"] for r in read_table(lake, DELIVERIES).to_pylist()] == ["fine"]
     (tmp_path / "a-file").unlink()  # the destination fixed, a re-run delivers the failed grant
     assert {o.grant_id: o.status for o in runner.run()} == {"broken": "made", "fine": "nothing new"}
+
+
+def test_the_scheduler_backs_off_a_failing_grant_and_resumes_it_once_fixed(market, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sim, records, lake = market
+    land_records(lake, records[:300])
+    (tmp_path / "a-file").write_bytes(b"not a directory")
+    runner = _runner(lake, tmp_path)
+    every_minute = {"dataset": "events", "schedule": "* * * * *"}
+    runner.registry.add(_grant(sim, tmp_path, grant_id="broken", destination=str(tmp_path / "a-file"), **every_minute))
+    runner.registry.add(_grant(sim, tmp_path, grant_id="fine", **every_minute))
+    backoff = FailureBackoff()
+    t0 = datetime.now(UTC)
+
+    def tick(at: datetime) -> dict[str, str]:
+        outcomes = runner.run(due=True, held_back=backoff.held_back(at))
+        backoff.record(outcomes, at)
+        return {o.grant_id: o.status for o in outcomes}
+
+    first = tick(t0)
+    assert first["broken"].startswith("failed:") and first["fine"] == "made"
+    assert tick(t0 + timedelta(seconds=59))["broken"].startswith("held back after failing")  # not read again
+    assert tick(t0 + timedelta(minutes=1))["broken"].startswith("failed:")  # tried again after 1 minute
+    assert set(backoff.held_back(t0 + timedelta(minutes=2, seconds=59))) == {"broken"}  # then after 2 more
+    assert tick(t0 + timedelta(minutes=3))["broken"].startswith("failed:")
+    at, waits = t0 + timedelta(minutes=3), []
+    for _ in range(6):  # each time it fails again, twice as long, at most an hour
+        retry = backoff.held_back(at)["broken"]
+        waits.append(round((retry - at).total_seconds() / 60))
+        at = retry
+        assert tick(at)["broken"].startswith("failed:")
+    assert waits == [4, 8, 16, 32, 60, 60]
+    (tmp_path / "a-file").unlink()  # fixed: the scheduler's next try delivers it ...
+    at = backoff.held_back(at)["broken"]
+    assert tick(at)["broken"] == "made"
+    assert backoff.held_back(at) == {}  # ... and from then on it is tried on its schedule again
+    assert [r["grant_id"] for r in read_table(lake, DELIVERIES).to_pylist()].count("broken") == 1
 
 
 def test_a_crash_between_recording_and_tagging_loses_no_start(  # type: ignore[no-untyped-def]
