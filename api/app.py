@@ -74,7 +74,12 @@ def create_app(api: ApiSettings, lake: LakehouseSettings) -> FastAPI:
             await run_in_threadpool(services.warm_up)
         except Exception as exc:  # not fatal: /ready reports the catalog, requests retry
             log.warning("warm_up_failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        try:  # what API processes killed mid-stream left in their journals
+            await run_in_threadpool(services.audit.recover)
+        except Exception as exc:  # not fatal: the journals stay for the next start-up
+            log.error("audit_recovery_failed", extra={"error": f"{type(exc).__name__}: {exc}"})
         yield
+        services.audit.close()
 
     app = FastAPI(
         lifespan=lifespan,

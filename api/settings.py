@@ -41,6 +41,11 @@ class ApiSettings(BaseSettings):
         validation_alias=AliasChoices("MHHS_DELIVERIES_JWKS_FILE", "MHHS_API_DELIVERIES_JWKS_FILE"),
         description="the public keys deliveries are signed with (MHHS_DELIVERIES_JWKS_FILE)",
     )
+    audit_journal_dir: Path | None = Field(
+        default=Path("var/api/audit-journal"),
+        description="local directory where each access is noted before it is served, until its access log row "
+        "is committed (what a killed process left is committed at the next start-up); unset: no journal",
+    )
     aggregate_min_mpans: int = Field(
         default=5, ge=1, description="consumption aggregates over fewer MPANs than this are left out"
     )

@@ -33,8 +33,10 @@ def audited_stream(
     record is written once the response is complete (a background task: the client does not wait
     for the access log's Iceberg commit, a quarter of a second), or when the stream ends early: a
     stream that fails midway is audited with outcome ``stream_failed``, one the client leaves with
-    what was sent.
+    what was sent. The access is journaled before the first byte (``AuditLog.begin``), so a process
+    killed mid-stream leaves it too, committed as ``interrupted`` by the next API process to start.
     """
+    audit.begin(record)  # noted before the first byte: a process killed mid-stream still leaves its access
     written = threading.Lock()
 
     def write_once() -> None:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -281,6 +282,14 @@ class Store:
             return t.schema().as_arrow().empty_table()
         require_snapshot(t, snapshot_id)
         return t.scan(snapshot_id=snapshot_id).to_arrow()
+
+    def read_in(self, name: str, column: str, values: list[Any], columns: tuple[str, ...] | None = None) -> pa.Table:
+        """The rows of ``name`` (current snapshot) whose ``column`` is one of ``values``; only ``columns``."""
+        t = self.table(name)
+        names = columns or tuple(t.schema().column_names)
+        if t.current_snapshot() is None or not values:
+            return t.schema().as_arrow().empty_table().select(list(names))
+        return t.scan(row_filter=In(term=column, values=values), selected_fields=names).to_arrow()  # type: ignore[arg-type]
 
     def iter_rows(
         self,

@@ -66,5 +66,5 @@ def build_services(api: ApiSettings, lake: LakehouseSettings) -> Services:
         aggregates=AggregateService(store, guard, api.batch_rows, api.aggregate_min_mpans),
         quality=QualityService(store, guard, api.batch_rows, api.quality_docs_dir),
         deliveries=DeliveryService(store, api.deliveries_jwks_file),
-        audit=AuditLog(store),
+        audit=AuditLog(store, api.audit_journal_dir),
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import blake3
@@ -14,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from access.principal import Principal
+from api.services.journal import AccessJournal, lake_key, recover
 from lakehouse.store import Store
 from lakehouse.tables import ACCESS_LOG, TABLES
 
@@ -46,6 +49,7 @@ class AccessRecord:
     nbytes: int = 0
     checksum_algorithm: Checksum = "sha256"  # fixed at construction: ``digest`` is made from it
     outcome: str = "ok"
+    access_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # the journal's key, not logged
     digest: Any = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,33 +57,36 @@ class AccessRecord:
 
 
 class AuditLog:
-    """Writes access records to the ``access_log`` table and reads them back."""
+    """Writes access records to the ``access_log`` table and reads them back.
 
-    def __init__(self, store: Store) -> None:
+    With a journal directory, each access is noted on local disk before its first byte is sent and
+    until its row is committed (``api.services.journal``): a process killed mid-stream, or whose
+    commit failed, leaves its accesses to the next API process's start-up (``recover``).
+    """
+
+    def __init__(self, store: Store, journal_dir: Path | None = None) -> None:
         self._store = store
+        self._journal: AccessJournal | None = None
+        if journal_dir is not None:
+            lake = store.settings
+            key = lake_key(lake.catalog_type, lake.catalog_uri, lake.warehouse, lake.namespace, lake.catalog_name)
+            self._journal = AccessJournal(journal_dir / key)
+
+    def begin(self, record: AccessRecord) -> None:
+        """Note an access about to be served (as ``interrupted``, should this process end before it does)."""
+        if self._journal is not None:
+            self._journal.note(record.access_id, _values(record, "interrupted"))
 
     def write(self, record: AccessRecord) -> None:
-        """Append one access to the access log (never raises: the response is already on its way)."""
-        row = pa.table(
-            {
-                "day": pa.array([record.started_at.date()], pa.date32()),
-                "started_at": pa.array([record.started_at], pa.timestamp("us", tz="UTC")),
-                "ended_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
-                "subject": pa.array([record.principal.subject], pa.large_string()),
-                "role": pa.array([record.principal.role], pa.large_string()),
-                "endpoint": pa.array([record.endpoint], pa.large_string()),
-                "filters": pa.array([orjson.dumps(record.filters, default=str).decode()], pa.large_string()),
-                "snapshot_id": pa.array([record.snapshot_id], pa.int64()),
-                "rows": pa.array([record.rows], pa.int64()),
-                "bytes": pa.array([record.nbytes], pa.int64()),
-                "checksum": pa.array([record.digest.hexdigest()], pa.large_string()),
-                "outcome": pa.array([record.outcome], pa.large_string()),
-                "checksum_algorithm": pa.array([record.checksum_algorithm], pa.large_string()),
-            },
-            schema=TABLES[ACCESS_LOG].arrow_schema,
-        )
+        """Append one access to the access log (never raises: the response is already on its way).
+
+        A failed commit is logged loudly and, with a journal, left there for ``recover``.
+        """
+        values = _values(record, record.outcome)
+        if self._journal is not None:
+            self._journal.note(record.access_id, values)
         try:
-            self._store.append(ACCESS_LOG, row)
+            self._store.append(ACCESS_LOG, _table([values]))
         except Exception as exc:  # log loudly, never break the response
             log.error(
                 "audit_write_failed",
@@ -87,8 +94,39 @@ class AuditLog:
                     "endpoint": record.endpoint,
                     "subject": record.principal.subject,
                     "error": f"{type(exc).__name__}: {exc}",
+                    "journaled": self._journal is not None,
                 },
             )
+            return
+        if self._journal is not None:
+            self._journal.done(record.access_id)
+
+    def recover(self) -> tuple[int, int]:
+        """Commit the accesses that API processes now gone left in their journals; return (files, rows)."""
+        if self._journal is None:
+            return 0, 0
+        files, rows = recover(self._journal.directory, self._commit_missing, skip=self._journal.path)
+        if files:
+            log.warning("audit_recovered", extra={"journals": files, "accesses": rows})
+        return files, rows
+
+    def _commit_missing(self, rows: list[dict[str, Any]]) -> int:
+        """Append the journaled rows the access log does not have yet (a crash between commit and ``done``)."""
+        days = sorted({r["day"] for r in rows})
+        have = self._store.read_in(ACCESS_LOG, "day", days, ("started_at", "subject", "endpoint")).to_pylist()
+        seen = {(h["started_at"], h["subject"], h["endpoint"]) for h in have}
+        table = _table(rows)
+        keys = zip(
+            table["started_at"].to_pylist(), table["subject"].to_pylist(), table["endpoint"].to_pylist(), strict=True
+        )
+        missing = table.filter(pa.array([k not in seen for k in keys], pa.bool_()))
+        if missing.num_rows:
+            self._store.append(ACCESS_LOG, missing)
+        return missing.num_rows
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
 
     def recent(self, limit: int) -> list[dict[str, object]]:
         """The newest ``limit`` accesses, newest first, JSON-ready."""
@@ -101,3 +139,33 @@ class AuditLog:
             if r["checksum"] and not r.get("checksum_algorithm"):
                 r["checksum_algorithm"] = "sha256"
         return out
+
+
+def _values(record: AccessRecord, outcome: str) -> dict[str, Any]:
+    """The access log row of ``record`` as JSON-ready values (what the journal keeps)."""
+    now = datetime.now(UTC)
+    interrupted = outcome == "interrupted"
+    return {
+        "day": record.started_at.date().isoformat(),
+        "started_at": record.started_at.isoformat(),
+        "ended_at": (record.started_at if interrupted else now).isoformat(),
+        "subject": record.principal.subject,
+        "role": record.principal.role,
+        "endpoint": record.endpoint,
+        "filters": orjson.dumps(record.filters, default=str).decode(),
+        "snapshot_id": record.snapshot_id,
+        "rows": record.rows,
+        "bytes": record.nbytes,
+        "checksum": None if interrupted else record.digest.hexdigest(),
+        "outcome": outcome,
+        "checksum_algorithm": record.checksum_algorithm,
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    schema = TABLES[ACCESS_LOG].arrow_schema
+    cols: dict[str, list[Any]] = {name: [r.get(name) for r in rows] for name in schema.names}
+    cols["day"] = [date.fromisoformat(d) for d in cols["day"]]
+    for name in ("started_at", "ended_at"):
+        cols[name] = [datetime.fromisoformat(t) for t in cols[name]]
+    return pa.Table.from_pydict(cols, schema=schema)

@@ -41,7 +41,9 @@ def api_lake(api_root: Path) -> LakehouseSettings:
 
 @pytest.fixture(scope="module")
 def api_settings(api_root: Path) -> ApiSettings:
-    return ApiSettings(dev_mode=True, batch_rows=100, quality_docs_dir=api_root / "docs")
+    return ApiSettings(
+        dev_mode=True, batch_rows=100, quality_docs_dir=api_root / "docs", audit_journal_dir=api_root / "journal"
+    )
 
 
 @pytest.fixture(scope="module")
