@@ -49,6 +49,12 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.services.journal import AuditJournalError
     from lakehouse.settings import LakehouseSettings
 
-    uvicorn.run(create_app(_settings(), LakehouseSettings()), host=host, port=port, log_level="info")
+    try:
+        app = create_app(_settings(), LakehouseSettings())
+    except AuditJournalError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from access.tokens import DEV_MASK_SECRET, DEV_SECRET
@@ -44,11 +44,17 @@ class ApiSettings(BaseSettings):
     audit_journal_dir: Path | None = Field(
         default=Path("var/api/audit-journal"),
         description="local directory where each access is noted before it is served, until its access log row "
-        "is committed (what a killed process left is committed at the next start-up); unset: no journal",
+        "is committed (what a killed process left is committed at the next start-up); empty: no journal "
+        "(an access of a process killed mid-stream is then not logged)",
     )
     aggregate_min_mpans: int = Field(
         default=5, ge=1, description="consumption aggregates over fewer MPANs than this are left out"
     )
+
+    @field_validator("audit_journal_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ApiSettings:

@@ -19,9 +19,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from deliveries.runner import Outcome
 from lakehouse.store import Store
+
+if TYPE_CHECKING:  # the runner imports DuckDB: not in every `mhhs` process (the ingest worker's memory)
+    from deliveries.runner import Outcome
 
 log = logging.getLogger(__name__)
 LEASE = "scheduler"

@@ -33,7 +33,8 @@ class IngestMetrics:
         )
         self.stage_seconds = Counter(
             "mhhs_ingest_stage_seconds",
-            "seconds spent per stage: poll (fetching records), decode (validating, building Arrow), commit",
+            "seconds spent per stage: poll (polls that returned records), decode (validating, building Arrow, "
+            "handing memory back), commit (the attempt that landed; retries' waits are not counted)",
             ["stage"],
             registry=r,
         )

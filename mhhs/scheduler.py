@@ -34,7 +34,7 @@ def standard_jobs(
     def deliver() -> str:
         now = datetime.now(UTC)
         outcomes = runner().run(due=True, held_back=backoff.held_back(now))
-        backoff.record(outcomes, now)
+        backoff.record(outcomes, datetime.now(UTC))  # the next try counts from the run's end
         made = [o for o in outcomes if o.status == "made"]
         failed = [o.grant_id for o in outcomes if o.status.startswith("failed")]
         held = [o.grant_id for o in outcomes if o.status.startswith("held back")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,28 +60,36 @@ class AccessRecord:
 class AuditLog:
     """Writes access records to the ``access_log`` table and reads them back.
 
-    With a journal directory, each access is noted on local disk before its first byte is sent and
-    until its row is committed (``api.services.journal``): a process killed mid-stream, or whose
-    commit failed, leaves its accesses to the next API process's start-up (``recover``).
+    With a journal directory, each access is noted on local disk from its first byte until its row is
+    committed (``api.services.journal``): a process killed mid-stream leaves its accesses to the next
+    API process's start-up (``recover``), and a row whose commit failed is committed with the next
+    row that commits (or, should the process end first, by ``recover``).
     """
 
     def __init__(self, store: Store, journal_dir: Path | None = None) -> None:
+        """Raises:
+        AuditJournalError: if ``journal_dir`` cannot be written.
+        """
         self._store = store
         self._journal: AccessJournal | None = None
+        self._failed: set[str] = set()  # accesses whose commit failed, owed in the journal
+        self._failed_lock = threading.Lock()
         if journal_dir is not None:
             lake = store.settings
             key = lake_key(lake.catalog_type, lake.catalog_uri, lake.warehouse, lake.namespace, lake.catalog_name)
             self._journal = AccessJournal(journal_dir / key)
 
     def begin(self, record: AccessRecord) -> None:
-        """Note an access about to be served (as ``interrupted``, should this process end before it does)."""
+        """Note an access being served (as ``interrupted``, with what was sent so far, should this
+        process end before it does); called again as the stream goes on."""
         if self._journal is not None:
             self._journal.note(record.access_id, _values(record, "interrupted"))
 
     def write(self, record: AccessRecord) -> None:
         """Append one access to the access log (never raises: the response is already on its way).
 
-        A failed commit is logged loudly and, with a journal, left there for ``recover``.
+        A failed commit is logged loudly; with a journal, the row stays owed there and is committed
+        with the next row that commits.
         """
         values = _values(record, record.outcome)
         if self._journal is not None:
@@ -97,9 +106,32 @@ class AuditLog:
                     "journaled": self._journal is not None,
                 },
             )
+            if self._journal is not None:
+                with self._failed_lock:
+                    self._failed.add(record.access_id)
             return
         if self._journal is not None:
             self._journal.done(record.access_id)
+            self._commit_failed()
+
+    def _commit_failed(self) -> None:
+        """Commit the rows whose commit failed earlier (the catalog answers again)."""
+        with self._failed_lock:
+            failed, self._failed = self._failed, set()
+        if not failed or self._journal is None:
+            return
+        owed = self._journal.owed()
+        rows = {k: owed[k] for k in failed if k in owed}
+        try:
+            self._commit_missing(list(rows.values()))  # a commit reported failed may have landed
+        except Exception as exc:
+            log.error("audit_write_failed", extra={"accesses": len(rows), "error": f"{type(exc).__name__}: {exc}"})
+            with self._failed_lock:
+                self._failed |= failed
+            return
+        for access_id in rows:
+            self._journal.done(access_id)
+        log.warning("audit_rows_committed_late", extra={"accesses": len(rows)})
 
     def recover(self) -> tuple[int, int]:
         """Commit the accesses that API processes now gone left in their journals; return (files, rows)."""
@@ -142,13 +174,14 @@ class AuditLog:
 
 
 def _values(record: AccessRecord, outcome: str) -> dict[str, Any]:
-    """The access log row of ``record`` as JSON-ready values (what the journal keeps)."""
-    now = datetime.now(UTC)
+    """The access log row of ``record`` as JSON-ready values (what the journal keeps). An
+    ``interrupted`` row's end, rows and bytes are those of the moment it was noted (the stream was
+    cut off after it: ``AUDIT_NOTE_BYTES`` later at most)."""
     interrupted = outcome == "interrupted"
     return {
         "day": record.started_at.date().isoformat(),
         "started_at": record.started_at.isoformat(),
-        "ended_at": (record.started_at if interrupted else now).isoformat(),
+        "ended_at": datetime.now(UTC).isoformat(),
         "subject": record.principal.subject,
         "role": record.principal.role,
         "endpoint": record.endpoint,

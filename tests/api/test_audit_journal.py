@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from access.principal import Principal
 from api.services.audit import AccessRecord, AuditLog
+from api.services.journal import AccessJournal
 from api.settings import ApiSettings
 from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
@@ -42,13 +43,12 @@ KILLED = textwrap.dedent(
     records = [AccessRecord(who, f"/v1/extracts/access-{i}", {"i": i}, snapshot_id=7) for i in range(1, 5)]
     for r in records:
         audit.begin(r)
-    records[1].rows, records[1].nbytes = 12, 3456
-    append = store.append
-    store.append = lambda *a: (_ for _ in ()).throw(OSError("catalog unreachable"))
-    audit.write(records[1])  # its commit fails: logged, and left in the journal
-    store.append = append
     records[2].rows = 5
     audit.write(records[2])
+    records[1].rows, records[1].nbytes = 12, 3456
+    store.append = lambda *a: (_ for _ in ()).throw(OSError("catalog unreachable"))
+    audit.write(records[1])  # its commit fails: logged, and owed in the journal
+    del store.append
     records[3].rows = 9
     store.append(ACCESS_LOG, _table([_values(records[3], "ok")]))  # committed, then the kill
     print(audit._journal.path, flush=True)
@@ -135,3 +135,51 @@ def test_a_streamed_replay_is_journaled_until_its_row_is_committed(
     assert rows[-1]["outcome"] == "interrupted" and rows[-1]["endpoint"] == "/v1/replays/mhhs.consumption.if-021"
     assert orjson.loads(seen[-1].splitlines()[-1])["row"]["outcome"] == "ok"  # the final row, before its commit
     assert journal.stat().st_size == 0  # committed: nothing left to recover
+
+
+def test_a_row_whose_commit_failed_is_committed_with_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = LakehouseSettings(warehouse=str(tmp_path / "warehouse"))
+    store = Store(lake)
+    audit = AuditLog(store, tmp_path / "journal")
+    first, second = (AccessRecord(WHO, f"/v1/extracts/{n}", {}) for n in ("first", "second"))
+    append = store.append
+    monkeypatch.setattr(store, "append", lambda *a: (_ for _ in ()).throw(OSError("catalog unreachable")))
+    audit.write(first)
+    assert read_table(lake, ACCESS_LOG).num_rows == 0 and audit._journal.owed()  # type: ignore[union-attr]
+    monkeypatch.setattr(store, "append", append)
+    audit.write(second)  # the catalog answers again
+    assert sorted(_log(lake)) == ["/v1/extracts/first", "/v1/extracts/second"]
+    assert audit._journal.owed() == {} and audit._journal.path.stat().st_size == 0  # type: ignore[union-attr]
+    audit.close()
+
+
+def test_a_long_running_journal_is_rewritten_with_only_what_is_owed(tmp_path: Path) -> None:
+    journal = AccessJournal(tmp_path, max_bytes=4096)
+    for i in range(200):  # overlapping accesses: never a moment with nothing owed
+        journal.note(f"a{i}", {"endpoint": f"/v1/extracts/{i}", "pad": "x" * 100})
+        if i >= 2:
+            journal.done(f"a{i - 2}")
+        assert journal.path.stat().st_size <= 4096
+    with open(journal.path, "rb") as fh:
+        lines = [orjson.loads(line) for line in fh.read().splitlines()]
+    owed = {d["id"] for d in lines if "row" in d} - {d["id"] for d in lines if d.get("done")}
+    assert owed == {"a198", "a199"} == set(journal.owed())
+    assert not list(tmp_path.glob("*.new"))
+
+
+def test_an_empty_journal_setting_turns_it_off_and_an_unwritable_one_stops_serve(tmp_path: Path) -> None:
+    assert ApiSettings(dev_mode=True, audit_journal_dir="").audit_journal_dir is None  # type: ignore[arg-type]
+    (tmp_path / "a-file").write_bytes(b"")
+    env = {
+        **os.environ,
+        "MHHS_API_DEV_MODE": "true",
+        "MHHS_WAREHOUSE": str(tmp_path / "warehouse"),
+        "MHHS_API_AUDIT_JOURNAL_DIR": str(tmp_path / "a-file" / "journal"),
+    }
+    served = subprocess.run(
+        [sys.executable, "-m", "mhhs", "serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert served.returncode == 1
+    assert "cannot write the access journal" in served.stderr and "MHHS_API_AUDIT_JOURNAL_DIR" in served.stderr
