@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +39,8 @@ REPLAY_COLUMNS = (
 )
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 PAGE_ATTEMPTS = 3
 """Reads of one page when retention expires its pin meanwhile (each retry re-pins to the current snapshot)."""
 
@@ -121,6 +125,23 @@ class ReplayPage:
         return self.mask(self.visible)
 
 
+def _repinning(page: Callable[P, R]) -> Callable[P, R]:
+    """``page``, read again (re-pinned) when retention expires its pin between resolving and reading it."""
+
+    @functools.wraps(page)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, PAGE_ATTEMPTS + 1):
+            try:
+                return page(*args, **kwargs)
+            except SnapshotNotFoundError as exc:
+                if attempt == PAGE_ATTEMPTS:
+                    raise
+                log.info("replay_pin_expired_while_reading", extra={"error": str(exc)})
+        raise AssertionError("unreachable")
+
+    return again
+
+
 @dataclass
 class ReplayService:
     """Pages of a topic in (partition, offset) order with the Kafka positions to resume from."""
@@ -130,6 +151,7 @@ class ReplayService:
     _cursors: CursorSigner
     _catalogue: TopicCatalogue = field(default_factory=load_topic_catalogue)
 
+    @_repinning
     def page(
         self,
         principal: Principal,
@@ -151,28 +173,6 @@ class ReplayService:
             NotFoundError: if ``topic`` is not an MHHS topic.
             InvalidRequestError: if the cursor is bad or belongs to another replay.
         """
-        for attempt in range(1, PAGE_ATTEMPTS + 1):
-            try:
-                return self._page(
-                    principal, topic, from_offsets, from_time, to_offsets, limit, cursor, include_quarantined
-                )
-            except SnapshotNotFoundError as exc:
-                if attempt == PAGE_ATTEMPTS:
-                    raise
-                log.info("replay_pin_expired_while_reading", extra={"topic": topic, "error": str(exc)})
-        raise AssertionError("unreachable")
-
-    def _page(
-        self,
-        principal: Principal,
-        topic: str,
-        from_offsets: dict[int, int] | None,
-        from_time: datetime | None,
-        to_offsets: dict[int, int] | None,
-        limit: int,
-        cursor: str | None,
-        include_quarantined: bool,
-    ) -> ReplayPage:
         spec = self._catalogue.by_name(topic)
         if spec is None:
             raise NotFoundError(f"no topic {topic!r}", "unknown_topic")

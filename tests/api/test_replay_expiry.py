@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -38,6 +39,18 @@ def _land(lake: LakehouseSettings, records: list[SimRecord]) -> None:
         writer.commit(events, quarantine, GROUP, offsets, {}, max_attempts=5)
 
 
+def _page(client: TestClient, headers: dict[str, str], **params: object) -> list[dict[str, Any]]:
+    resp = client.get(f"/v1/replays/{TOPIC}", params=params, headers=headers)  # type: ignore[arg-type]
+    assert resp.status_code == 200, resp.text
+    return [orjson.loads(line) for line in resp.text.splitlines() if line]
+
+
+def _landed(lake: LakehouseSettings) -> list[tuple[int, int]]:
+    table = read_table(lake, EVENTS, ["topic", "partition", "offset"])
+    columns = (table[c].to_pylist() for c in ("topic", "partition", "offset"))
+    return sorted((p, o) for t, p, o in zip(*columns, strict=True) if t == TOPIC)
+
+
 def _quarantined(lake: LakehouseSettings) -> list[tuple[int, int]]:
     q = read_table(lake, QUARANTINE, ["topic", "partition", "offset"]).to_pylist()
     return sorted((r["partition"], r["offset"]) for r in q if r["topic"] == TOPIC)
@@ -55,9 +68,7 @@ def test_a_replay_whose_snapshot_was_expired_goes_on_from_the_current_one(
     client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings
 ) -> None:
     headers = bearer(api_settings, "MDSV", "MDS")
-    resp = client.get(f"/v1/replays/{TOPIC}", params={"limit": 5}, headers=headers)
-    assert resp.status_code == 200, resp.text
-    docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+    docs = _page(client, headers, limit=5)
     seen = [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
     quarantined = [(d["partition"], d["offset"]) for d in docs if d["type"] == "quarantined"]
     first_snapshot, cursor = docs[-1]["snapshot_id"], docs[-1]["next_cursor"]
@@ -70,22 +81,13 @@ def test_a_replay_whose_snapshot_was_expired_goes_on_from_the_current_one(
     assert first_snapshot not in {s.snapshot_id for s in list_snapshots(writer.events)}
     snapshots = set()
     while cursor:
-        resp = client.get(f"/v1/replays/{TOPIC}", params={"cursor": cursor}, headers=headers)
-        assert resp.status_code == 200, resp.text
-        docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+        docs = _page(client, headers, cursor=cursor)
         seen += [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
         quarantined += [(d["partition"], d["offset"]) for d in docs if d["type"] == "quarantined"]
         snapshots.add(docs[-1]["snapshot_id"])
         cursor = docs[-1]["next_cursor"]
     assert snapshots == {writer.events.current_snapshot().snapshot_id}  # type: ignore[union-attr]
-    table = read_table(api_lake, EVENTS, ["topic", "partition", "offset"])
-    expected = sorted(
-        (p, o)
-        for t, p, o in zip(
-            table["topic"].to_pylist(), table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True
-        )
-        if t == TOPIC
-    )
+    expected = _landed(api_lake)
     assert seen == expected  # everything once, in order: what landed later too
     # and every quarantined record: the quarantine pin, still retained, moved with the events one
     assert len(_quarantined(api_lake)) > len(before)  # some were quarantined after the first page
@@ -105,8 +107,7 @@ def test_a_replay_whose_quarantine_snapshot_alone_was_expired_goes_on(
     qpinned = writer.quarantine.current_snapshot().snapshot_id  # type: ignore[union-attr]
     expected = _quarantined(api_lake)  # all below the events pin's offsets
     headers = bearer(api_settings, "MDSV", "MDS")
-    resp = client.get(f"/v1/replays/{TOPIC}", params={"limit": 5}, headers=headers)
-    docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+    docs = _page(client, headers, limit=5)
     quarantined = [(d["partition"], d["offset"]) for d in docs if d["type"] == "quarantined"]
     pinned, cursor = docs[-1]["snapshot_id"], docs[-1]["next_cursor"]
     assert cursor
@@ -115,9 +116,7 @@ def test_a_replay_whose_quarantine_snapshot_alone_was_expired_goes_on(
     assert qpinned not in {s.snapshot_id for s in list_snapshots(writer.quarantine)}
     assert pinned in {s.snapshot_id for s in list_snapshots(writer.events)}
     while cursor:
-        resp = client.get(f"/v1/replays/{TOPIC}", params={"cursor": cursor}, headers=headers)
-        assert resp.status_code == 200, resp.text
-        docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+        docs = _page(client, headers, cursor=cursor)
         assert docs[-1]["snapshot_id"] == pinned  # the events pin held
         quarantined += [(d["partition"], d["offset"]) for d in docs if d["type"] == "quarantined"]
         cursor = docs[-1]["next_cursor"]
@@ -129,8 +128,7 @@ def test_a_pin_expired_between_resolving_and_reading_a_page_is_repinned(
     client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     headers = bearer(api_settings, "MDSV", "MDS")
-    resp = client.get(f"/v1/replays/{TOPIC}", params={"limit": 5}, headers=headers)
-    docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+    docs = _page(client, headers, limit=5)
     seen = [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
     pinned, cursor = docs[-1]["snapshot_id"], docs[-1]["next_cursor"]
     assert cursor
@@ -147,21 +145,12 @@ def test_a_pin_expired_between_resolving_and_reading_a_page_is_repinned(
 
     monkeypatch.setattr(Store, "held_offsets", expired_meanwhile)
     while cursor:
-        resp = client.get(f"/v1/replays/{TOPIC}", params={"cursor": cursor}, headers=headers)
-        assert resp.status_code == 200, resp.text  # was: 404 snapshot_not_found
-        docs = [orjson.loads(line) for line in resp.text.splitlines() if line]
+        docs = _page(client, headers, cursor=cursor)  # 200, was: 404 snapshot_not_found
         seen += [(d["partition"], d["offset"]) for d in docs if d["type"] == "event"]
         cursor = docs[-1]["next_cursor"]
     assert raced == [pinned]
     assert pinned not in {s.snapshot_id for s in list_snapshots(writer.events)}
     with pytest.raises(SnapshotNotFoundError):  # not "holds nothing", which a page read as the end
         original(Store(api_lake), pinned)
-    table = read_table(api_lake, EVENTS, ["topic", "partition", "offset"])
-    expected = sorted(
-        (p, o)
-        for t, p, o in zip(
-            table["topic"].to_pylist(), table["partition"].to_pylist(), table["offset"].to_pylist(), strict=True
-        )
-        if t == TOPIC
-    )
+    expected = _landed(api_lake)
     assert seen == expected  # everything once, in order (a page read as empty ended the replay early)
