@@ -11,9 +11,6 @@ from starlette.background import BackgroundTask
 
 from api.services.audit import AccessRecord, AuditLog
 
-AUDIT_NOTE_BYTES = 16 << 20
-"""How often a stream's journaled row is brought up to date with what was sent."""
-
 
 def ndjson_end(record: AccessRecord, **extra: object) -> bytes:
     """The NDJSON end line: snapshot, rows and the checksum of every line before it (``"sha256"``: NDJSON
@@ -36,9 +33,10 @@ def audited_stream(
     record is written once the response is complete (a background task: the client does not wait
     for the access log's Iceberg commit, a quarter of a second), or when the stream ends early: a
     stream that fails midway is audited with outcome ``stream_failed``, one the client leaves with
-    what was sent. The access is journaled from its first byte (``AuditLog.begin``, again every
-    ``AUDIT_NOTE_BYTES``), so a process killed mid-stream leaves it too, committed as ``interrupted``
-    (with what was sent by the last note) by the next API process to start.
+    what was sent. The access is journaled from its first byte (``AuditLog.begin``, again with each
+    chunk before it is handed to the server), so a process killed mid-stream leaves it too, committed
+    as ``interrupted`` by the next API process, with the rows and bytes handed over (at most one
+    chunk more than the client received).
     """
     written = threading.Lock()
 
@@ -48,15 +46,12 @@ def audited_stream(
 
     def body() -> Iterator[bytes]:
         audit.begin(record)  # noted before the first byte: a process killed mid-stream still leaves its access
-        noted = 0
         try:
             for chunk in chunks:
                 record.nbytes += len(chunk)
                 record.digest.update(chunk)
+                audit.begin(record)  # what is handed to the server, should the process die now (~5 us a chunk)
                 yield chunk
-                if record.nbytes - noted >= AUDIT_NOTE_BYTES:  # what was sent, should the process die now
-                    noted = record.nbytes
-                    audit.begin(record)
             if end is not None:
                 tail = end(record)
                 record.nbytes += len(tail)

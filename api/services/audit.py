@@ -81,7 +81,7 @@ class AuditLog:
 
     def begin(self, record: AccessRecord) -> None:
         """Note an access being served (as ``interrupted``, with what was sent so far, should this
-        process end before it does); called again as the stream goes on."""
+        process end before it does); called again with each chunk."""
         if self._journal is not None:
             self._journal.note(record.access_id, _values(record, "interrupted"))
 
@@ -175,8 +175,8 @@ class AuditLog:
 
 def _values(record: AccessRecord, outcome: str) -> dict[str, Any]:
     """The access log row of ``record`` as JSON-ready values (what the journal keeps). An
-    ``interrupted`` row's end, rows and bytes are those of the moment it was noted (the stream was
-    cut off after it: ``AUDIT_NOTE_BYTES`` later at most)."""
+    ``interrupted`` row's end, rows and bytes are those of the moment it was last noted (the stream
+    was cut off after it, within the next chunk)."""
     interrupted = outcome == "interrupted"
     return {
         "day": record.started_at.date().isoformat(),

@@ -21,6 +21,7 @@ other's entries.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -129,6 +130,8 @@ class AccessJournal:
                 self.path.unlink(missing_ok=True)
                 os.close(self._fd)
                 self._fd = -1
+                with contextlib.suppress(OSError):  # the lake's directory, once no journal is left in it
+                    self.directory.rmdir()
 
 
 def recover(

@@ -133,6 +133,10 @@ def test_a_streamed_replay_is_journaled_until_its_row_is_committed(
     assert resp.status_code == 200
     rows = [orjson.loads(line)["row"] for line in seen[0].splitlines()]
     assert rows[-1]["outcome"] == "interrupted" and rows[-1]["endpoint"] == "/v1/replays/mhhs.consumption.if-021"
+    # each chunk noted before it is handed over: a kill mid-stream leaves what was sent
+    progress = [orjson.loads(s.splitlines()[-1])["row"] for s in seen[1:-1]]
+    assert progress and all(r["outcome"] == "interrupted" for r in progress)
+    assert progress[-1]["rows"] == 3 and progress[-1]["bytes"] > 0
     assert orjson.loads(seen[-1].splitlines()[-1])["row"]["outcome"] == "ok"  # the final row, before its commit
     assert journal.stat().st_size == 0  # committed: nothing left to recover
 
