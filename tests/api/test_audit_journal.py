@@ -11,7 +11,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 
 from access.principal import Principal
 from api.services.audit import AccessRecord, AuditLog
@@ -21,7 +20,6 @@ from lakehouse.read import read_table
 from lakehouse.settings import LakehouseSettings
 from lakehouse.store import Store
 from lakehouse.tables import ACCESS_LOG
-from tests.support.claims import bearer
 
 WHO = Principal("9900000001", "MDS", frozenset({"extract"}))
 
@@ -112,33 +110,6 @@ def test_a_living_process_journal_is_left_alone_and_emptied_once_its_accesses_ar
     serving.close()
     other.close()
     assert not journal.exists()
-
-
-def test_a_streamed_replay_is_journaled_until_its_row_is_committed(
-    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    audit = client.app.state.services.audit  # type: ignore[attr-defined]
-    journal = audit._journal.path
-    seen: list[bytes] = []
-    note = audit._journal.note
-
-    def spy(access_id: str, row: dict[str, object]) -> None:
-        note(access_id, row)
-        seen.append(journal.read_bytes())  # what a kill at this moment would leave
-
-    monkeypatch.setattr(audit._journal, "note", spy)
-    resp = client.get(
-        "/v1/replays/mhhs.consumption.if-021", params={"limit": 3}, headers=bearer(api_settings, "MDSV", "MDS")
-    )
-    assert resp.status_code == 200
-    rows = [orjson.loads(line)["row"] for line in seen[0].splitlines()]
-    assert rows[-1]["outcome"] == "interrupted" and rows[-1]["endpoint"] == "/v1/replays/mhhs.consumption.if-021"
-    # each chunk noted before it is handed over: a kill mid-stream leaves what was sent
-    progress = [orjson.loads(s.splitlines()[-1])["row"] for s in seen[1:-1]]
-    assert progress and all(r["outcome"] == "interrupted" for r in progress)
-    assert progress[-1]["rows"] == 3 and progress[-1]["bytes"] > 0
-    assert orjson.loads(seen[-1].splitlines()[-1])["row"]["outcome"] == "ok"  # the final row, before its commit
-    assert journal.stat().st_size == 0  # committed: nothing left to recover
 
 
 def test_a_row_whose_commit_failed_is_committed_with_the_next_one(

@@ -231,3 +231,31 @@ def test_discovery_endpoints(client: TestClient, api_settings: ApiSettings) -> N
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").status_code == 200
     assert b"mhhs_api_requests" in client.get("/metrics").content
+
+
+# in this module, not test_audit_journal's: it needs the landed market this module's client has already
+def test_a_streamed_replay_is_journaled_until_its_row_is_committed(
+    client: TestClient, api_settings: ApiSettings, api_lake: LakehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audit = client.app.state.services.audit  # type: ignore[attr-defined]
+    journal = audit._journal.path
+    seen: list[bytes] = []
+    note = audit._journal.note
+
+    def spy(access_id: str, row: dict[str, object]) -> None:
+        note(access_id, row)
+        seen.append(journal.read_bytes())  # what a kill at this moment would leave
+
+    monkeypatch.setattr(audit._journal, "note", spy)
+    resp = client.get(
+        "/v1/replays/mhhs.consumption.if-021", params={"limit": 3}, headers=bearer(api_settings, "MDSV", "MDS")
+    )
+    assert resp.status_code == 200
+    rows = [orjson.loads(line)["row"] for line in seen[0].splitlines()]
+    assert rows[-1]["outcome"] == "interrupted" and rows[-1]["endpoint"] == "/v1/replays/mhhs.consumption.if-021"
+    # each chunk noted before it is handed over: a kill mid-stream leaves what was sent
+    progress = [orjson.loads(s.splitlines()[-1])["row"] for s in seen[1:-1]]
+    assert progress and all(r["outcome"] == "interrupted" for r in progress)
+    assert progress[-1]["rows"] == 3 and progress[-1]["bytes"] > 0
+    assert orjson.loads(seen[-1].splitlines()[-1])["row"]["outcome"] == "ok"  # the final row, before its commit
+    assert journal.stat().st_size == 0  # committed: nothing left to recover
